@@ -1,0 +1,222 @@
+/*
+Copyright 2026.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+)
+
+// ResourceID identifies a workflow, job or task on the platform. It is sent as one escaped URL path
+// segment, so it may hold any character except '/' and whitespace, and may not be "." or "..".
+// +kubebuilder:validation:MinLength=1
+// +kubebuilder:validation:MaxLength=256
+// +kubebuilder:validation:Pattern=`^[^/\s]+$`
+// +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="must not be '.' or '..'"
+type ResourceID string
+
+// TaskDownloadSpec names the platform task whose outputs are wanted and where to publish its signed URL.
+type TaskDownloadSpec struct {
+	// WorkflowID is the ID of the workflow the task belongs to.
+	// +required
+	WorkflowID ResourceID `json:"workflowID"`
+
+	// JobID is the ID of the job run that executed the task.
+	// +required
+	JobID ResourceID `json:"jobID"`
+
+	// TaskID is the ID of the task whose outputs are packaged for download.
+	// +required
+	TaskID ResourceID `json:"taskID"`
+
+	// APIKeySecretRef selects the key of a Secret, in the TaskDownload's own namespace, that holds the
+	// platform API key. The key is sent as the Authorization header and never printed.
+	// +required
+	APIKeySecretRef SecretKeySelector `json:"apiKeySecretRef"`
+
+	// Target, when set, makes the operator create and own a ConfigMap or Secret that holds the signed URL
+	// under the keys SIGNED_URL, STATUS, EXPIRES_AT, WORKFLOW_ID, JOB_ID and TASK_ID, ready for envFrom
+	// or a volume mount. Without it the signed URL is published only in status.signedURL.
+	// +optional
+	Target *Target `json:"target,omitempty"`
+
+	// Suspend stops all calls to the platform API while true; what was published stays in place.
+	// +optional
+	Suspend bool `json:"suspend,omitempty"`
+}
+
+// SecretKeySelector selects one key of a Secret in the TaskDownload's namespace.
+type SecretKeySelector struct {
+	// Name of the Secret.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name"`
+
+	// Key within the Secret's data that holds the API key.
+	// +optional
+	// +kubebuilder:default=api-key
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	Key string `json:"key,omitempty"`
+}
+
+// TargetKind is the kind of object the signed URL is published to.
+// +kubebuilder:validation:Enum=ConfigMap;Secret
+type TargetKind string
+
+const (
+	// TargetConfigMap publishes to a ConfigMap; the URL is then also shown in status.signedURL.
+	TargetConfigMap TargetKind = "ConfigMap"
+	// TargetSecret publishes to a Secret; the URL is then kept out of status, since a signed URL is a
+	// bearer credential.
+	TargetSecret TargetKind = "Secret"
+)
+
+// Target describes the ConfigMap or Secret the operator creates and owns.
+type Target struct {
+	// Kind of the object: ConfigMap or Secret. Choose Secret when readers of the namespace's
+	// ConfigMaps must not be able to download the task's outputs.
+	// +optional
+	// +kubebuilder:default=ConfigMap
+	Kind TargetKind `json:"kind,omitempty"`
+
+	// Name of the object, in the TaskDownload's namespace. Defaults to the TaskDownload's name.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	Name string `json:"name,omitempty"`
+}
+
+// Phase summarises where a TaskDownload is.
+// +kubebuilder:validation:Enum=Pending;Ready;Failed
+type Phase string
+
+const (
+	// PhasePending means the package is being prepared, or the operator is waiting to retry.
+	PhasePending Phase = "Pending"
+	// PhaseReady means a signed URL is published.
+	PhaseReady Phase = "Ready"
+	// PhaseFailed means the operator cannot go on until the spec, the Secret or the
+	// requested-at annotation changes.
+	PhaseFailed Phase = "Failed"
+)
+
+// Condition types, following kstatus conventions: Reconciling and Stalled are present only while true.
+const (
+	// ConditionReady is True while a signed URL is published.
+	ConditionReady = "Ready"
+	// ConditionReconciling is True while the operator is working towards Ready.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is True when the operator cannot make progress without a change by the user.
+	ConditionStalled = "Stalled"
+)
+
+// Keys of the published ConfigMap or Secret.
+const (
+	KeySignedURL  = "SIGNED_URL"
+	KeyStatus     = "STATUS"
+	KeyExpiresAt  = "EXPIRES_AT"
+	KeyWorkflowID = "WORKFLOW_ID"
+	KeyJobID      = "JOB_ID"
+	KeyTaskID     = "TASK_ID"
+)
+
+// TaskDownloadStatus is what the operator last saw of the download.
+type TaskDownloadStatus struct {
+	// ObservedGeneration is the generation of the spec this status describes. It is -1 until the
+	// operator first handles the object, so that tools such as kstatus do not report a new object as
+	// current.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// Phase is Pending, Ready or Failed.
+	// +optional
+	Phase Phase `json:"phase,omitempty"`
+
+	// TaskStatus is the status the platform API last answered, as it gave it (for example pending or ready).
+	// +optional
+	TaskStatus string `json:"taskStatus,omitempty"`
+
+	// SignedURL is the published download URL. It is omitted when target.kind is Secret.
+	// +optional
+	SignedURL string `json:"signedURL,omitempty"`
+
+	// ExpiresAt is when the signed URL stops working, when it is known.
+	// +optional
+	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
+
+	// LastRequestTime is when the operator called the platform API for the answer this status shows.
+	// +optional
+	LastRequestTime *metav1.Time `json:"lastRequestTime,omitempty"`
+
+	// LastHandledRequestedAt is the value of the downloads.pixxel.space/requested-at annotation that the
+	// operator last acted upon.
+	// +optional
+	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
+
+	// Conditions are Ready, and Reconciling or Stalled while they are true.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=td,categories=pixxel
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.taskStatus`
+// +kubebuilder:printcolumn:name="Expires",type=date,JSONPath=`.status.expiresAt`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+
+// TaskDownload asks the platform for a signed URL to a finished task's outputs and publishes it,
+// replacing it before it expires.
+type TaskDownload struct {
+	metav1.TypeMeta `json:",inline"`
+
+	// metadata is a standard object metadata
+	// +optional
+	metav1.ObjectMeta `json:"metadata,omitzero"`
+
+	// Spec names the task and where to publish its signed URL.
+	// +required
+	Spec TaskDownloadSpec `json:"spec"`
+
+	// Status is what the operator last saw of the download.
+	// +optional
+	// +kubebuilder:default={"observedGeneration":-1}
+	Status TaskDownloadStatus `json:"status,omitzero"`
+}
+
+// +kubebuilder:object:root=true
+
+// TaskDownloadList contains a list of TaskDownload
+type TaskDownloadList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitzero"`
+	Items           []TaskDownload `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(func(s *runtime.Scheme) error {
+		s.AddKnownTypes(SchemeGroupVersion, &TaskDownload{}, &TaskDownloadList{})
+		return nil
+	})
+}

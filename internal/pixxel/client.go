@@ -1,0 +1,219 @@
+// Package pixxel is a client for the platform's task download endpoint. It knows nothing of Kubernetes.
+//
+// The endpoint is PUT /v0/workflows/{workflow_id}/jobs/{job_id}/tasks/{task_id}/download with the raw API
+// key in the Authorization header. It answers 200 with the package's status and, once ready, a signed URL;
+// errors carry a JSON body {"error":{"code","message","details"}}.
+package pixxel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+const (
+	// DefaultBaseURL is the platform API's address.
+	DefaultBaseURL = "https://api.pixxel.space"
+	// DefaultTimeout bounds one request, answer included.
+	DefaultTimeout = 30 * time.Second
+	// MaxBodyBytes caps how much of an answer is read; larger answers are an error.
+	MaxBodyBytes = 1 << 20
+)
+
+// Task names the task whose outputs are requested.
+type Task struct {
+	WorkflowID string
+	JobID      string
+	TaskID     string
+}
+
+// Download is the endpoint's answer: the package's status and, once ready, its signed URL.
+type Download struct {
+	ID         string `json:"id"`
+	JobID      string `json:"job_id"`
+	WorkflowID string `json:"workflow_id"`
+	Status     string `json:"status"`
+	SignedURL  string `json:"signed_url"`
+}
+
+// RateLimiter holds back requests to share the platform's rate limit; client-go's flowcontrol
+// token bucket satisfies it.
+type RateLimiter interface {
+	Wait(ctx context.Context) error
+}
+
+// Client calls the task download endpoint. It is safe for concurrent use.
+type Client struct {
+	baseURL    *url.URL
+	httpClient *http.Client
+	timeout    time.Duration
+	userAgent  string
+	limiter    RateLimiter
+	now        func() time.Time
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (transport, proxies, TLS).
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.httpClient = hc } }
+
+// WithTimeout bounds each request, reading the answer included.
+func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithRateLimiter makes every request wait for the limiter first.
+func WithRateLimiter(l RateLimiter) Option { return func(c *Client) { c.limiter = l } }
+
+// WithClock sets the clock used to turn a Retry-After date into a delay.
+func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
+
+// New returns a client for the API at baseURL, such as DefaultBaseURL.
+func New(baseURL string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("invalid API URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("invalid API URL %q: must be an absolute http or https URL", baseURL)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("invalid API URL %q: must not carry credentials, a query or a fragment", u.Redacted())
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	u.RawPath = ""
+	c := &Client{
+		baseURL:    u,
+		httpClient: http.DefaultClient,
+		timeout:    DefaultTimeout,
+		userAgent:  "taskdownload-operator",
+		now:        time.Now,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	return c, nil
+}
+
+// RequestDownload asks the platform to package the task's outputs and returns its answer. A 200 answer
+// whose status is not ready is not an error: call again later. A non-200 answer is an *Error, a 200
+// answer that does not make sense an *InvalidResponseError, an oversized one a *BodyTooLargeError and a
+// connection failure or timeout a *TransportError. No error carries the API key or a signed URL's query.
+func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) (*Download, error) {
+	if c.limiter != nil {
+		if err := c.limiter.Wait(ctx); err != nil {
+			return nil, fmt.Errorf("waiting for the client-side rate limit: %w", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+
+	endpoint := c.endpoint(task)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPut, endpoint.String(), nil)
+	if err != nil {
+		return nil, fmt.Errorf("building request: %w", err)
+	}
+	req.Header.Set("Authorization", apiKey)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", c.userAgent)
+
+	resp, err := c.httpClient.Do(req)
+	if err != nil {
+		return nil, &TransportError{Op: "PUT " + endpoint.Path, Err: unwrapURLError(err)}
+	}
+	defer func() { _ = resp.Body.Close() }()
+
+	body, err := readCapped(resp.Body)
+	if err != nil {
+		var tooLarge *BodyTooLargeError
+		if errors.As(err, &tooLarge) {
+			return nil, err
+		}
+		return nil, &TransportError{Op: "reading answer to PUT " + endpoint.Path, Err: unwrapURLError(err)}
+	}
+
+	if resp.StatusCode != http.StatusOK {
+		return nil, c.decodeError(resp, body)
+	}
+	d, err := DecodeDownload(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Validate(task); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// endpoint builds the request URL, escaping each ID as exactly one path segment.
+func (c *Client) endpoint(task Task) *url.URL {
+	u := *c.baseURL
+	segments := []string{"v0", "workflows", task.WorkflowID, "jobs", task.JobID, "tasks", task.TaskID, "download"}
+	raw := make([]string, len(segments))
+	for i, s := range segments {
+		raw[i] = url.PathEscape(s)
+	}
+	u.Path = c.baseURL.Path + "/" + strings.Join(segments, "/")
+	u.RawPath = c.baseURL.EscapedPath() + "/" + strings.Join(raw, "/")
+	return &u
+}
+
+func (c *Client) decodeError(resp *http.Response, body []byte) error {
+	apiErr := DecodeError(resp.StatusCode, body)
+	apiErr.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
+	return apiErr
+}
+
+// DecodeDownload decodes a 200 answer.
+func DecodeDownload(body []byte) (*Download, error) {
+	var d Download
+	if err := json.Unmarshal(body, &d); err != nil {
+		return nil, &InvalidResponseError{Reason: "the answer is not the documented JSON object: " + jsonErrorSummary(err)}
+	}
+	return &d, nil
+}
+
+func readCapped(r io.Reader) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(r, MaxBodyBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(body) > MaxBodyBytes {
+		return nil, &BodyTooLargeError{Limit: MaxBodyBytes}
+	}
+	return body, nil
+}
+
+// unwrapURLError drops *url.Error's wrapping, which repeats the request URL, keeping the cause.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// jsonErrorSummary describes a JSON decoding failure without quoting the input, which could hold a
+// signed URL.
+func jsonErrorSummary(err error) string {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return fmt.Sprintf("invalid JSON at byte %d", syntax.Offset)
+	case errors.As(err, &typeErr):
+		return fmt.Sprintf("field %q has JSON type %s", typeErr.Field, typeErr.Value)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "truncated JSON"
+	default:
+		return "invalid JSON"
+	}
+}

@@ -1,0 +1,137 @@
+package pixxel
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// maxErrorText bounds each text taken from an error answer, so that a hostile or broken server cannot
+// flood conditions and logs.
+const maxErrorText = 1024
+
+// Error is a non-200 answer from the platform API.
+type Error struct {
+	// StatusCode is the HTTP status code.
+	StatusCode int
+	// Code, Message and Details are the API's own error object, when the body held one.
+	Code    string
+	Message string
+	Details string
+	// RetryAfter is the delay the server asked for with Retry-After, or zero.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "platform API answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if e.Code != "" {
+		fmt.Fprintf(&b, ": %s", e.Code)
+	}
+	if e.Message != "" {
+		fmt.Fprintf(&b, ": %s", e.Message)
+	}
+	return b.String()
+}
+
+// TransportError is a failure to reach the API or to read its answer: a refused or reset connection,
+// a DNS failure, a timeout.
+type TransportError struct {
+	Op  string
+	Err error
+}
+
+func (e *TransportError) Error() string { return e.Op + ": " + e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// BodyTooLargeError is an answer larger than the client reads.
+type BodyTooLargeError struct{ Limit int }
+
+func (e *BodyTooLargeError) Error() string {
+	return fmt.Sprintf("platform API answer is larger than %d bytes", e.Limit)
+}
+
+// InvalidResponseError is a 200 answer that does not make sense: not JSON, ready without a URL, and so on.
+type InvalidResponseError struct{ Reason string }
+
+func (e *InvalidResponseError) Error() string { return "invalid answer from platform API: " + e.Reason }
+
+// DecodeError builds an *Error from a non-200 answer. A body that is not the documented error object
+// (an HTML page from a proxy, say) leaves Code, Message and Details empty.
+func DecodeError(status int, body []byte) *Error {
+	e := &Error{StatusCode: status}
+	var envelope struct {
+		Error *struct {
+			Code    json.RawMessage `json:"code"`
+			Message json.RawMessage `json:"message"`
+			Details json.RawMessage `json:"details"`
+		} `json:"error"`
+	}
+	if json.Unmarshal(body, &envelope) != nil || envelope.Error == nil {
+		return e
+	}
+	e.Code = truncate(jsonText(envelope.Error.Code))
+	e.Message = truncate(jsonText(envelope.Error.Message))
+	e.Details = truncate(jsonText(envelope.Error.Details))
+	return e
+}
+
+// jsonText renders a JSON value as text: a string as itself, anything else as compact JSON.
+func jsonText(raw json.RawMessage) string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var v any
+	if json.Unmarshal(raw, &v) != nil {
+		return ""
+	}
+	out, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(out)
+}
+
+// truncate shortens s to at most maxErrorText bytes without splitting a UTF-8 sequence, and replaces
+// invalid UTF-8, so that the result is safe in a Kubernetes condition message.
+func truncate(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	if len(s) <= maxErrorText {
+		return s
+	}
+	cut := maxErrorText - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// ParseRetryAfter reads a Retry-After header, in seconds or as an HTTP date, as a delay from now.
+// It returns zero when the header is absent, malformed or in the past.
+func ParseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if secs <= 0 {
+			return 0
+		}
+		const maxSecs = int64(24 * time.Hour / time.Second)
+		return time.Duration(min(secs, maxSecs)) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		if d := t.Sub(now); d > 0 {
+			return min(d, 24*time.Hour)
+		}
+	}
+	return 0
+}
