@@ -17,6 +17,8 @@ limitations under the License.
 package v1alpha1
 
 import (
+	"time"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 )
@@ -219,4 +221,12 @@ func init() {
 		s.AddKnownTypes(SchemeGroupVersion, &TaskDownload{}, &TaskDownloadList{})
 		return nil
 	})
+}
+
+// ExpiresAtString renders status.expiresAt as published in EXPIRES_AT: RFC 3339, or empty when unknown.
+func (s TaskDownloadStatus) ExpiresAtString() string {
+	if s.ExpiresAt == nil {
+		return ""
+	}
+	return s.ExpiresAt.UTC().Format(time.RFC3339)
 }

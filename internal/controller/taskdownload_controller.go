@@ -14,50 +14,358 @@ See the License for the specific language governing permissions and
 limitations under the License.
 */
 
+// Package controller holds the TaskDownload reconciler.
 package controller
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
-// TaskDownloadReconciler reconciles a TaskDownload object
+// AnnotationRequestedAt forces one fresh request to the platform API whenever its value changes.
+const AnnotationRequestedAt = "downloads.pixxel.space/requested-at"
+
+// DefaultAPIKeySecretKey is the Secret key read when spec.apiKeySecretRef.key is empty.
+const DefaultAPIKeySecretKey = "api-key"
+
+// DownloadRequester asks the platform to package a task's outputs. *pixxel.Client implements it.
+//
+// RequestDownload returns the API's answer for a 200 response, whatever its status; a non-200 answer
+// as *pixxel.Error, a nonsensical one as *pixxel.InvalidResponseError or *pixxel.BodyTooLargeError,
+// and a connection failure as *pixxel.TransportError. Errors never carry the API key.
+type DownloadRequester interface {
+	RequestDownload(ctx context.Context, apiKey string, task pixxel.Task) (*pixxel.Download, error)
+}
+
+var _ DownloadRequester = (*pixxel.Client)(nil)
+
+// TaskDownloadReconciler gets a signed URL for each TaskDownload and publishes it.
 type TaskDownloadReconciler struct {
 	client.Client
-	Scheme *runtime.Scheme
+	// APIReader reads API-key Secrets and confirms target misses without the cache, so that the
+	// manager does not cache every Secret in the cluster.
+	APIReader client.Reader
+	Scheme    *runtime.Scheme
+	Recorder  events.EventRecorder
+	Pixxel    DownloadRequester
+	Clock     clock.PassiveClock
+
+	// PollInterval is the first delay while a package is pending; it doubles up to MaxPollInterval.
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
+
+	backoff *pollBackoff
+	// stalledOn remembers, per object, the inputs of a request that failed for good, so that the same
+	// request is not made again until the spec, the Secret or the requested-at annotation changes.
+	stalledOn sync.Map
 }
 
-// +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads,verbs=get;list;watch;create;update;patch;delete
-// +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads/status,verbs=get;update;patch
-// +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads/finalizers,verbs=update
+// +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads,verbs=get;list;watch
+// +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads/status,verbs=get;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// Reconcile is part of the main kubernetes reconciliation loop which aims to
-// move the current state of the cluster closer to the desired state.
-// TODO(user): Modify the Reconcile function to compare the state specified by
-// the TaskDownload object against the actual cluster state, and then
-// perform operations to make the cluster state reflect the state specified by
-// the user.
-//
-// For more details, check Reconcile and its Result here:
-// - https://pkg.go.dev/sigs.k8s.io/controller-runtime@v0.25.0/pkg/reconcile
+// Reconcile brings one TaskDownload's published URL up to date.
 func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	_ = logf.FromContext(ctx)
+	td := &downloadsv1alpha1.TaskDownload{}
+	if err := r.Get(ctx, req.NamespacedName, td); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.forget(req.NamespacedName)
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !td.DeletionTimestamp.IsZero() {
+		// Published objects carry an owner reference; the garbage collector removes them.
+		r.forget(req.NamespacedName)
+		return ctrl.Result{}, nil
+	}
 
-	// TODO(user): your logic here
-
-	return ctrl.Result{}, nil
+	before := td.DeepCopy()
+	obs, result, err := r.reconcile(ctx, td, false)
+	if errors.Is(err, errStaleCache) {
+		// The cache had not yet seen our last status write; decide again on the stored object.
+		if err := r.APIReader.Get(ctx, req.NamespacedName, td); err != nil {
+			return ctrl.Result{}, client.IgnoreNotFound(err)
+		}
+		before = td.DeepCopy()
+		obs, result, err = r.reconcile(ctx, td, true)
+	}
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	summarize(td, obs)
+	if obs.requested && !equality.Semantic.DeepEqual(before.Status, td.Status) {
+		td.Status.LastRequestTime = &metav1.Time{Time: r.Clock.Now()}
+	}
+	if !equality.Semantic.DeepEqual(before.Status, td.Status) {
+		if err := r.Status().Patch(ctx, td, client.MergeFrom(before)); err != nil {
+			return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
+		}
+		r.recordEvent(td, obs)
+	}
+	return result, nil
 }
 
-// SetupWithManager sets up the controller with the Manager.
-func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&downloadsv1alpha1.TaskDownload{}).
-		Named("taskdownload").
-		Complete(r)
+// errStaleCache reports that the cached object may predate the operator's own last status write.
+var errStaleCache = errors.New("cached TaskDownload may be stale")
+
+// reconcile runs the steps and reports what it saw. It returns an error only for Kubernetes API
+// failures, which controller-runtime retries with its own backoff, and errStaleCache when it would
+// call the platform API only because the cached object looks unhandled; fromStore says td was read
+// from the API server rather than the cache.
+func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1alpha1.TaskDownload, fromStore bool) (observation, ctrl.Result, error) {
+	key := client.ObjectKeyFromObject(td)
+	if td.Spec.Suspend {
+		r.backoff.forget(key)
+		return observation{suspended: true}, ctrl.Result{}, nil
+	}
+
+	apiKey, secretVersion, f, err := r.readAPIKey(ctx, td)
+	if err != nil || f != nil {
+		return observation{failure: f}, ctrl.Result{}, err
+	}
+
+	requestedAt := td.Annotations[AnnotationRequestedAt]
+	inputs := fmt.Sprintf("%d/%s/%s", td.Generation, secretVersion, requestedAt)
+	changed := td.Status.ObservedGeneration != td.Generation || requestedAt != td.Status.LastHandledRequestedAt
+	if changed && !fromStore {
+		return observation{}, ctrl.Result{}, errStaleCache
+	}
+
+	if !changed {
+		switch td.Status.Phase {
+		case downloadsv1alpha1.PhaseFailed:
+			if last, ok := r.stalledOn.Load(key); ok && last == inputs {
+				return observation{}, ctrl.Result{}, nil
+			}
+		case downloadsv1alpha1.PhaseReady:
+			if isReady(td) {
+				done, obs, result, err := r.keepPublished(ctx, td)
+				if done || err != nil {
+					return obs, result, err
+				}
+			}
+		}
+	}
+
+	return r.requestDownload(ctx, td, apiKey, inputs)
+}
+
+// readAPIKey reads the API key from the TaskDownload's Secret, without the cache. A missing Secret,
+// key or value is a failure the user must fix; the Secret watch brings the object back when they do.
+func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (key, version string, f *failure, err error) {
+	ref := td.Spec.APIKeySecretRef
+	dataKey := ref.Key
+	if dataKey == "" {
+		dataKey = DefaultAPIKeySecretKey
+	}
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: td.Namespace, Name: ref.Name}, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			return "", "", stalledFailure(ReasonSecretNotFound,
+				"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", ref.Name, td.Namespace), nil
+		}
+		return "", "", nil, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
+	}
+	value, ok := secret.Data[dataKey]
+	if !ok {
+		return "", "", stalledFailure(ReasonSecretKeyNotFound, "Secret %q has no key %q", ref.Name, dataKey), nil
+	}
+	key = strings.TrimSpace(string(value))
+	if key == "" {
+		return "", "", stalledFailure(ReasonSecretKeyEmpty, "Secret %q key %q is empty", ref.Name, dataKey), nil
+	}
+	return key, secret.ResourceVersion, nil, nil
+}
+
+// keepPublished checks a Ready TaskDownload whose spec has not changed. While its target still holds
+// the published URL there is nothing to ask the platform (done is true). A target that was deleted or
+// edited is rewritten from status when status knows the URL; otherwise a fresh URL is requested.
+func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (bool, observation, ctrl.Result, error) {
+	if _, _, hasTarget := targetKey(td); !hasTarget {
+		return true, observation{}, ctrl.Result{}, nil
+	}
+	existing, err := r.getTarget(ctx, td)
+	if f, isFailure := targetFailure(err); isFailure {
+		return true, observation{failure: f}, ctrl.Result{RequeueAfter: r.MaxPollInterval}, nil
+	}
+	if err != nil {
+		return true, observation{}, ctrl.Result{}, err
+	}
+	pub := publication{signedURL: td.Status.SignedURL, taskStatus: td.Status.TaskStatus, expiresAt: td.Status.ExpiresAt}
+	if targetInSync(td, existing, pub) {
+		return true, observation{}, ctrl.Result{}, nil
+	}
+	if pub.signedURL == "" {
+		return false, observation{}, ctrl.Result{}, nil
+	}
+	logf.FromContext(ctx).Info("Restoring published target", "target", describeTarget(td))
+	if err := r.writeTarget(ctx, td, existing, pub); err != nil {
+		if f, isFailure := targetFailure(err); isFailure {
+			return true, observation{failure: f}, ctrl.Result{RequeueAfter: r.MaxPollInterval}, nil
+		}
+		return true, observation{}, ctrl.Result{}, err
+	}
+	return true, observation{}, ctrl.Result{}, nil
+}
+
+// requestDownload calls the platform API once and acts on its answer.
+func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+	apiKey, inputs string) (observation, ctrl.Result, error) {
+	log := logf.FromContext(ctx)
+	key := client.ObjectKeyFromObject(td)
+	task := pixxel.Task{
+		WorkflowID: string(td.Spec.WorkflowID), JobID: string(td.Spec.JobID), TaskID: string(td.Spec.TaskID),
+	}
+	r.stalledOn.Delete(key)
+
+	log.V(1).Info("Requesting download package")
+	d, err := r.Pixxel.RequestDownload(ctx, apiKey, task)
+	td.Status.LastHandledRequestedAt = td.Annotations[AnnotationRequestedAt]
+	if err != nil {
+		f := classify(err)
+		log.Info("Download request failed", "reason", f.reason, "message", f.message)
+		if f.stalled {
+			r.stalledOn.Store(key, inputs)
+		}
+		return observation{failure: f, requested: true}, r.retry(key, f), nil
+	}
+	td.Status.TaskStatus = d.Status
+
+	switch d.State() {
+	case pixxel.StateFailed:
+		r.stalledOn.Store(key, inputs)
+		r.backoff.forget(key)
+		f := stalledFailure(ReasonTaskFailed, "The platform reports the download package as %q", d.Status)
+		log.Info("Download package failed", "taskStatus", d.Status)
+		return observation{failure: f, requested: true}, ctrl.Result{}, nil
+	case pixxel.StatePending:
+		delay := r.backoff.next(key)
+		log.V(1).Info("Download package pending", "taskStatus", d.Status, "retryAfter", delay)
+		return observation{pendingStatus: d.Status, requested: true}, ctrl.Result{RequeueAfter: delay}, nil
+	}
+
+	obs, err := r.publish(ctx, td, publication{signedURL: d.SignedURL, taskStatus: d.Status})
+	obs.requested = true
+	if err != nil {
+		return obs, ctrl.Result{}, err
+	}
+	if obs.failure != nil {
+		return obs, ctrl.Result{RequeueAfter: r.MaxPollInterval}, nil
+	}
+	r.backoff.forget(key)
+	log.Info("Published signed URL", "target", obs.targetDesc, "url", pixxel.RedactURL(d.SignedURL))
+	return obs, ctrl.Result{}, nil
+}
+
+// publish writes the URL to the target, if any, and to status, unless the target is a Secret.
+func (r *TaskDownloadReconciler) publish(ctx context.Context, td *downloadsv1alpha1.TaskDownload, pub publication) (observation, error) {
+	kind, _, hasTarget := targetKey(td)
+	if hasTarget {
+		existing, err := r.getTarget(ctx, td)
+		if err == nil {
+			err = r.writeTarget(ctx, td, existing, pub)
+		}
+		if f, isFailure := targetFailure(err); isFailure {
+			return observation{failure: f}, nil
+		}
+		if err != nil {
+			return observation{}, err
+		}
+	}
+	if err := r.pruneTargets(ctx, td); err != nil {
+		return observation{}, err
+	}
+
+	obs := observation{published: true, targetDesc: describeTarget(td)}
+	previous := td.Status.SignedURL
+	wasReady := td.Status.Phase == downloadsv1alpha1.PhaseReady && isReady(td)
+	obs.refreshed = wasReady && (previous == "" || previous != pub.signedURL)
+	if kind == downloadsv1alpha1.TargetSecret {
+		td.Status.SignedURL = ""
+	} else {
+		td.Status.SignedURL = pub.signedURL
+	}
+	td.Status.ExpiresAt = pub.expiresAt
+	return obs, nil
+}
+
+// targetFailure turns a target conflict into the TargetConflict failure.
+func targetFailure(err error) (*failure, bool) {
+	var conflict *errTargetConflict
+	if errors.As(err, &conflict) {
+		return &failure{reason: ReasonTargetConflict, message: conflict.Error(), retry: retrySlow, stalled: true}, true
+	}
+	return nil, false
+}
+
+func describeTarget(td *downloadsv1alpha1.TaskDownload) string {
+	kind, key, ok := targetKey(td)
+	if !ok {
+		return "status.signedURL"
+	}
+	if kind == downloadsv1alpha1.TargetSecret {
+		return fmt.Sprintf("Secret %s", key.Name)
+	}
+	return fmt.Sprintf("ConfigMap %s and status.signedURL", key.Name)
+}
+
+// retry turns a failure's retry kind into the result that schedules the next attempt.
+func (r *TaskDownloadReconciler) retry(key types.NamespacedName, f *failure) ctrl.Result {
+	switch f.retry {
+	case retryNever:
+		r.backoff.forget(key)
+		return ctrl.Result{}
+	case retrySlow:
+		return ctrl.Result{RequeueAfter: r.MaxPollInterval}
+	case retryAfter:
+		if f.delay > 0 {
+			return ctrl.Result{RequeueAfter: f.delay}
+		}
+	}
+	return ctrl.Result{RequeueAfter: r.backoff.next(key)}
+}
+
+// recordEvent emits one event for a status change: Normal when a URL was published, Warning with the
+// condition reason when something went wrong.
+func (r *TaskDownloadReconciler) recordEvent(td *downloadsv1alpha1.TaskDownload, obs observation) {
+	if r.Recorder == nil {
+		return
+	}
+	switch {
+	case obs.published:
+		reason := ReasonURLIssued
+		if obs.refreshed {
+			reason = ReasonURLRefreshed
+		}
+		r.Recorder.Eventf(td, nil, corev1.EventTypeNormal, reason, "Publish", "Signed URL published in %s", obs.targetDesc)
+	case obs.failure != nil:
+		r.Recorder.Eventf(td, nil, corev1.EventTypeWarning, obs.failure.reason, "Reconcile", "%s", obs.failure.message)
+	}
+}
+
+func (r *TaskDownloadReconciler) forget(key types.NamespacedName) {
+	r.backoff.forget(key)
+	r.stalledOn.Delete(key)
 }

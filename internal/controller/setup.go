@@ -1,0 +1,130 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/clock"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+)
+
+// secretNameIndex indexes TaskDownloads by the name of their API-key Secret.
+const secretNameIndex = "spec.apiKeySecretRef.name"
+
+// ManagedObjectsSelector selects the ConfigMaps and Secrets the operator publishes to. Give it to the
+// manager's cache (see ManagerCacheOptions) so that only those are cached.
+func ManagedObjectsSelector() cache.ByObject {
+	return cache.ByObject{Label: labelsSelector(map[string]string{LabelManagedBy: ManagedByValue})}
+}
+
+// ManagerCacheOptions restricts the manager's cache of ConfigMaps and Secrets to the objects the
+// operator publishes, and drops managed fields from everything it caches.
+func ManagerCacheOptions(opts cache.Options) cache.Options {
+	if opts.ByObject == nil {
+		opts.ByObject = map[client.Object]cache.ByObject{}
+	}
+	opts.ByObject[&corev1.ConfigMap{}] = ManagedObjectsSelector()
+	opts.ByObject[&corev1.Secret{}] = ManagedObjectsSelector()
+	opts.DefaultTransform = cache.TransformStripManagedFields()
+	return opts
+}
+
+// SetupOptions tunes the controller.
+type SetupOptions struct {
+	MaxConcurrentReconciles int
+	// DefaultNamespaces restricts the Secret watch to these namespaces, like the manager's cache.
+	DefaultNamespaces map[string]cache.Config
+}
+
+// SetupWithManager registers the controller. Besides TaskDownloads it watches the objects they publish
+// to (restored when changed or deleted) and, through a metadata-only cache of its own, the Secrets they
+// read their API keys from, so that a created or changed Secret is acted upon at once.
+func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOptions) error {
+	if r.Clock == nil {
+		r.Clock = clock.RealClock{}
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	if r.Scheme == nil {
+		r.Scheme = mgr.GetScheme()
+	}
+	if r.Pixxel == nil {
+		return fmt.Errorf("TaskDownloadReconciler needs a platform API client")
+	}
+	r.backoff = newPollBackoff(r.PollInterval, r.MaxPollInterval)
+
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &downloadsv1alpha1.TaskDownload{}, secretNameIndex,
+		func(o client.Object) []string {
+			return []string{o.(*downloadsv1alpha1.TaskDownload).Spec.APIKeySecretRef.Name}
+		}); err != nil {
+		return fmt.Errorf("indexing TaskDownloads by Secret: %w", err)
+	}
+
+	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{
+		Scheme:            mgr.GetScheme(),
+		Mapper:            mgr.GetRESTMapper(),
+		HTTPClient:        mgr.GetHTTPClient(),
+		DefaultNamespaces: opts.DefaultNamespaces,
+		DefaultTransform:  keepIdentityOnly,
+	})
+	if err != nil {
+		return fmt.Errorf("creating Secret metadata cache: %w", err)
+	}
+	if err := mgr.Add(secretMeta); err != nil {
+		return err
+	}
+	secretObj := &metav1.PartialObjectMetadata{}
+	secretObj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&downloadsv1alpha1.TaskDownload{}, builder.WithPredicates(
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
+		Owns(&corev1.ConfigMap{}).
+		Owns(&corev1.Secret{}).
+		WatchesRawSource(source.Kind(secretMeta, secretObj,
+			handler.TypedEnqueueRequestsFromMapFunc(r.requestsForSecret))).
+		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
+		Named("taskdownload").
+		Complete(r)
+}
+
+// requestsForSecret maps a Secret to the TaskDownloads in its namespace that read their API key from it.
+func (r *TaskDownloadReconciler) requestsForSecret(ctx context.Context, s *metav1.PartialObjectMetadata) []reconcile.Request {
+	var list downloadsv1alpha1.TaskDownloadList
+	if err := r.List(ctx, &list, client.InNamespace(s.Namespace), client.MatchingFields{secretNameIndex: s.Name}); err != nil {
+		ctrl.LoggerFrom(ctx).Error(err, "Listing TaskDownloads for Secret", "secret", client.ObjectKeyFromObject(s))
+		return nil
+	}
+	reqs := make([]reconcile.Request, 0, len(list.Items))
+	for _, td := range list.Items {
+		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: td.Namespace, Name: td.Name}})
+	}
+	return reqs
+}
+
+// keepIdentityOnly trims cached Secret metadata to what the watch needs, so that each unrelated Secret
+// in the cluster costs a few hundred bytes: no labels, annotations (kubectl's last-applied annotation
+// would hold the Secret's data) or managed fields.
+func keepIdentityOnly(in any) (any, error) {
+	if m, ok := in.(*metav1.PartialObjectMetadata); ok {
+		m.ObjectMeta = metav1.ObjectMeta{
+			Name: m.Name, Namespace: m.Namespace, UID: m.UID, ResourceVersion: m.ResourceVersion,
+			Generation: m.Generation, DeletionTimestamp: m.DeletionTimestamp,
+		}
+	}
+	return in, nil
+}

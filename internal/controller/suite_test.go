@@ -1,0 +1,153 @@
+package controller_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+)
+
+const (
+	apiKey       = "pk_test_SECRET_api_key_7f3a9c"
+	pollInterval = 100 * time.Millisecond
+	maxPoll      = 2 * time.Second
+)
+
+var (
+	cfg       *rest.Config
+	k8s       client.Client
+	fake      *fakepixxel.Server
+	logBuffer = &syncBuffer{}
+	nsCounter atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(logBuffer), zap.UseDevMode(false)))
+
+	env, c, err := envtestutil.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	cfg = c
+
+	fake = fakepixxel.New()
+	defer fake.Close()
+
+	o := manager.DefaultOptions()
+	o.APIURL = fake.URL
+	o.PollInterval, o.MaxPollInterval = pollInterval, maxPoll
+	o.RequestTimeout = 2 * time.Second
+	o.APIQPS, o.APIBurst = 1000, 1000
+	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
+	mgr, err := manager.New(cfg, o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	k8s, err = client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	return m.Run()
+}
+
+// newNamespace creates a namespace for one test.
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("test-%d", nsCounter.Add(1))}}
+	NewWithT(t).Expect(k8s.Create(context.Background(), ns)).To(Succeed())
+	return ns.Name
+}
+
+// createAPIKeySecret creates the Secret holding the API key under the default key.
+func createAPIKeySecret(t *testing.T, ns, name string) *corev1.Secret {
+	t.Helper()
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		StringData: map[string]string{"api-key": apiKey},
+	}
+	NewWithT(t).Expect(k8s.Create(context.Background(), s)).To(Succeed())
+	return s
+}
+
+// uniqueTask returns task IDs no other test uses, so that fake scripts do not collide.
+func uniqueTask(t *testing.T) fakepixxel.Task {
+	n := nsCounter.Add(1)
+	return fakepixxel.Task{WorkflowID: fmt.Sprintf("wf-%d", n), JobID: fmt.Sprintf("job-%d", n), TaskID: fmt.Sprintf("task-%d", n)}
+}
+
+func newTaskDownload(ns, name, secret string, task fakepixxel.Task) *downloadsv1alpha1.TaskDownload {
+	return &downloadsv1alpha1.TaskDownload{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+		Spec: downloadsv1alpha1.TaskDownloadSpec{
+			WorkflowID:      downloadsv1alpha1.ResourceID(task.WorkflowID),
+			JobID:           downloadsv1alpha1.ResourceID(task.JobID),
+			TaskID:          downloadsv1alpha1.ResourceID(task.TaskID),
+			APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: secret},
+		},
+	}
+}
+
+// get reads the TaskDownload's current state.
+func get(g Gomega, td *downloadsv1alpha1.TaskDownload) *downloadsv1alpha1.TaskDownload {
+	out := &downloadsv1alpha1.TaskDownload{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(td), out)).To(Succeed())
+	return out
+}
+
+// condition returns a condition of the TaskDownload, or nil.
+func condition(td *downloadsv1alpha1.TaskDownload, condType string) *metav1.Condition {
+	return apimeta.FindStatusCondition(td.Status.Conditions, condType)
+}
+
+// waitFor polls the TaskDownload until check passes.
+func waitFor(t *testing.T, td *downloadsv1alpha1.TaskDownload, check func(g Gomega, cur *downloadsv1alpha1.TaskDownload)) *downloadsv1alpha1.TaskDownload {
+	t.Helper()
+	var cur *downloadsv1alpha1.TaskDownload
+	NewWithT(t).Eventually(func(g Gomega) {
+		cur = get(g, td)
+		check(g, cur)
+	}).WithTimeout(20 * time.Second).WithPolling(50 * time.Millisecond).Should(Succeed())
+	return cur
+}
+
+// readyWithReason checks for Ready=True with the given reason.
+func hasCondition(condType string, status metav1.ConditionStatus, reason string) func(Gomega, *downloadsv1alpha1.TaskDownload) {
+	return func(g Gomega, cur *downloadsv1alpha1.TaskDownload) {
+		c := condition(cur, condType)
+		g.Expect(c).NotTo(BeNil(), "condition %s missing; conditions: %+v", condType, cur.Status.Conditions)
+		g.Expect(c.Status).To(Equal(status), "condition %s: %s", condType, c.Message)
+		g.Expect(c.Reason).To(Equal(reason), "condition %s: %s", condType, c.Message)
+		g.Expect(c.ObservedGeneration).To(Equal(cur.Generation))
+		g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
+	}
+}

@@ -1,0 +1,237 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+)
+
+const (
+	// LabelManagedBy marks the ConfigMaps and Secrets the operator publishes to. The manager caches only
+	// objects that carry it, so its memory does not grow with the cluster's other ConfigMaps and Secrets.
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedByValue is LabelManagedBy's value.
+	ManagedByValue = "taskdownload-operator"
+	// LabelTaskDownload names the TaskDownload that owns a published object.
+	LabelTaskDownload = "downloads.pixxel.space/taskdownload"
+)
+
+// publication is what a target object holds.
+type publication struct {
+	signedURL  string
+	taskStatus string
+	expiresAt  *metav1.Time
+}
+
+// targetKey returns the kind and name of the object the TaskDownload publishes to, if any.
+func targetKey(td *downloadsv1alpha1.TaskDownload) (downloadsv1alpha1.TargetKind, types.NamespacedName, bool) {
+	t := td.Spec.Target
+	if t == nil {
+		return "", types.NamespacedName{}, false
+	}
+	kind := t.Kind
+	if kind == "" {
+		kind = downloadsv1alpha1.TargetConfigMap
+	}
+	name := t.Name
+	if name == "" {
+		name = td.Name
+	}
+	return kind, types.NamespacedName{Namespace: td.Namespace, Name: name}, true
+}
+
+func newTargetObject(kind downloadsv1alpha1.TargetKind) client.Object {
+	if kind == downloadsv1alpha1.TargetSecret {
+		return &corev1.Secret{}
+	}
+	return &corev1.ConfigMap{}
+}
+
+// targetData renders a publication as the documented keys.
+func targetData(td *downloadsv1alpha1.TaskDownload, p publication) map[string]string {
+	expires := ""
+	if p.expiresAt != nil {
+		expires = p.expiresAt.UTC().Format(time.RFC3339)
+	}
+	return map[string]string{
+		downloadsv1alpha1.KeySignedURL:  p.signedURL,
+		downloadsv1alpha1.KeyStatus:     p.taskStatus,
+		downloadsv1alpha1.KeyExpiresAt:  expires,
+		downloadsv1alpha1.KeyWorkflowID: string(td.Spec.WorkflowID),
+		downloadsv1alpha1.KeyJobID:      string(td.Spec.JobID),
+		downloadsv1alpha1.KeyTaskID:     string(td.Spec.TaskID),
+	}
+}
+
+// readData returns an existing target's keys as strings.
+func readData(obj client.Object) map[string]string {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		return o.Data
+	case *corev1.Secret:
+		out := make(map[string]string, len(o.Data))
+		for k, v := range o.Data {
+			out[k] = string(v)
+		}
+		return out
+	}
+	return nil
+}
+
+func writeData(obj client.Object, data map[string]string) {
+	switch o := obj.(type) {
+	case *corev1.ConfigMap:
+		o.Data = maps.Clone(data)
+	case *corev1.Secret:
+		o.Type = corev1.SecretTypeOpaque
+		o.Data = make(map[string][]byte, len(data))
+		for k, v := range data {
+			o.Data[k] = []byte(v)
+		}
+	}
+}
+
+// errTargetConflict is an existing target object that this TaskDownload does not control.
+type errTargetConflict struct {
+	kind downloadsv1alpha1.TargetKind
+	name string
+}
+
+func (e *errTargetConflict) Error() string {
+	return fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
+		"delete or rename it, or choose another spec.target.name", e.kind, e.name)
+}
+
+// getTarget reads the TaskDownload's target from the cache. The cache holds only labelled objects, so a
+// miss is confirmed with a direct read before the object is taken as absent.
+func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (client.Object, error) {
+	kind, key, ok := targetKey(td)
+	if !ok {
+		return nil, nil
+	}
+	obj := newTargetObject(kind)
+	err := r.Get(ctx, key, obj)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, key, obj)
+	}
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
+	}
+	if !metav1.IsControlledBy(obj, td) {
+		return nil, &errTargetConflict{kind: kind, name: key.Name}
+	}
+	return obj, nil
+}
+
+// targetInSync tells whether the existing target already holds what would be published. For a Secret
+// target the URL itself is not known from status, so any non-empty URL counts.
+func targetInSync(td *downloadsv1alpha1.TaskDownload, existing client.Object, p publication) bool {
+	if existing == nil {
+		return false
+	}
+	got := readData(existing)
+	want := targetData(td, p)
+	if p.signedURL == "" {
+		if got[downloadsv1alpha1.KeySignedURL] == "" {
+			return false
+		}
+		want[downloadsv1alpha1.KeySignedURL] = got[downloadsv1alpha1.KeySignedURL]
+	}
+	return maps.Equal(got, want)
+}
+
+// writeTarget creates the target, or updates the one this TaskDownload controls, to hold p. It writes
+// nothing when the target already holds p.
+func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+	existing client.Object, p publication) error {
+	kind, key, _ := targetKey(td)
+	data := targetData(td, p)
+	if existing == nil {
+		obj := newTargetObject(kind)
+		obj.SetName(key.Name)
+		obj.SetNamespace(key.Namespace)
+		obj.SetLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelTaskDownload: td.Name})
+		writeData(obj, data)
+		if err := controllerutil.SetControllerReference(td, obj, r.Scheme); err != nil {
+			return err
+		}
+		err := r.Create(ctx, obj)
+		if apierrors.IsAlreadyExists(err) {
+			return &errTargetConflict{kind: kind, name: key.Name}
+		}
+		if err != nil {
+			return fmt.Errorf("creating %s %s: %w", kind, key.Name, err)
+		}
+		return nil
+	}
+	if maps.Equal(readData(existing), data) {
+		return nil
+	}
+	patch := client.MergeFromWithOptions(existing.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
+	writeData(existing, data)
+	labels := existing.GetLabels()
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[LabelManagedBy], labels[LabelTaskDownload] = ManagedByValue, td.Name
+	existing.SetLabels(labels)
+	if err := r.Patch(ctx, existing, patch); err != nil {
+		return fmt.Errorf("updating %s %s: %w", kind, key.Name, err)
+	}
+	return nil
+}
+
+// pruneTargets deletes objects this TaskDownload published to earlier but no longer names (after
+// spec.target changed or was removed).
+func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
+	kind, key, hasTarget := targetKey(td)
+	sel := client.MatchingLabels{LabelManagedBy: ManagedByValue, LabelTaskDownload: td.Name}
+	for _, list := range []struct {
+		kind downloadsv1alpha1.TargetKind
+		list client.ObjectList
+	}{
+		{downloadsv1alpha1.TargetConfigMap, &corev1.ConfigMapList{}},
+		{downloadsv1alpha1.TargetSecret, &corev1.SecretList{}},
+	} {
+		if err := r.List(ctx, list.list, client.InNamespace(td.Namespace), sel); err != nil {
+			return err
+		}
+		var objs []client.Object
+		switch l := list.list.(type) {
+		case *corev1.ConfigMapList:
+			for i := range l.Items {
+				objs = append(objs, &l.Items[i])
+			}
+		case *corev1.SecretList:
+			for i := range l.Items {
+				objs = append(objs, &l.Items[i])
+			}
+		}
+		for _, obj := range objs {
+			if !metav1.IsControlledBy(obj, td) || (hasTarget && list.kind == kind && obj.GetName() == key.Name) {
+				continue
+			}
+			if err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("deleting stale %s %s: %w", list.kind, obj.GetName(), err)
+			}
+		}
+	}
+	return nil
+}
+
+func labelsSelector(set map[string]string) labels.Selector { return labels.SelectorFromSet(set) }

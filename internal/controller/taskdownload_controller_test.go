@@ -1,0 +1,306 @@
+package controller_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+)
+
+func TestPendingThenReadyPublishesInStatus(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask(t)
+	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
+	// Long enough pending to observe the Pending state, then ready.
+	fake.Script(task, fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Ready(url))
+
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+	pending := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, "Pending"))
+	g.Expect(pending.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
+	g.Expect(pending.Status.TaskStatus).To(Equal("pending"))
+	g.Expect(condition(pending, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(pending.Status.SignedURL).To(BeEmpty())
+
+	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+	g.Expect(ready.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
+	g.Expect(ready.Status.TaskStatus).To(Equal("ready"))
+	g.Expect(ready.Status.SignedURL).To(Equal(url))
+	g.Expect(ready.Status.LastRequestTime).NotTo(BeNil())
+	g.Expect(condition(ready, downloadsv1alpha1.ConditionReconciling)).To(BeNil(), "kstatus: Reconciling only while true")
+	g.Expect(condition(ready, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+	g.Expect(ready.Spec.APIKeySecretRef.Key).To(Equal("api-key"), "the key defaults in the schema")
+
+	g.Expect(fake.Calls(task)).To(Equal(5))
+	for _, r := range requestsFor(task) {
+		g.Expect(r.Method).To(Equal("PUT"))
+		g.Expect(r.Authorization).To(Equal(apiKey))
+		g.Expect(r.RawPath).To(Equal("/v0/workflows/" + task.WorkflowID + "/jobs/" + task.JobID + "/tasks/" + task.TaskID + "/download"))
+	}
+	reqs := requestsFor(task)
+	g.Expect(reqs[2].Time.Sub(reqs[1].Time)).To(BeNumerically(">", reqs[1].Time.Sub(reqs[0].Time)),
+		"the poll interval grows while the package is pending")
+
+	// Once Ready, nothing more is asked of the platform.
+	g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(time.Second).Should(Equal(5))
+}
+
+func requestsFor(task fakepixxel.Task) []fakepixxel.Request {
+	var out []fakepixxel.Request
+	for _, r := range fake.Requests() {
+		if r.Task == task {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func TestReadyPublishesToConfigMap(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask(t)
+	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
+	fake.Script(task, fakepixxel.Pending(), fakepixxel.Ready(url))
+
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{} // kind defaults to ConfigMap, name to the TaskDownload's
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+	g.Expect(ready.Spec.Target.Kind).To(Equal(downloadsv1alpha1.TargetConfigMap))
+	g.Expect(ready.Status.SignedURL).To(Equal(url))
+
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "scene"}, cm)).To(Succeed())
+	g.Expect(cm.Data).To(Equal(map[string]string{
+		"SIGNED_URL": url, "STATUS": "ready", "EXPIRES_AT": ready.Status.ExpiresAtString(),
+		"WORKFLOW_ID": task.WorkflowID, "JOB_ID": task.JobID, "TASK_ID": task.TaskID,
+	}))
+	g.Expect(metav1.IsControlledBy(cm, ready)).To(BeTrue(), "the TaskDownload owns its ConfigMap")
+}
+
+func TestReadyPublishesToSecretOnly(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask(t)
+	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
+	fake.Script(task, fakepixxel.Pending(), fakepixxel.Ready(url))
+
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "scene-url"}
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+	g.Expect(ready.Status.SignedURL).To(BeEmpty(), "a signed URL is a bearer credential: not in status for Secret targets")
+
+	s := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "scene-url"}, s)).To(Succeed())
+	g.Expect(s.Type).To(Equal(corev1.SecretTypeOpaque))
+	g.Expect(string(s.Data["SIGNED_URL"])).To(Equal(url))
+	g.Expect(string(s.Data["STATUS"])).To(Equal("ready"))
+	g.Expect(string(s.Data["TASK_ID"])).To(Equal(task.TaskID))
+	g.Expect(metav1.IsControlledBy(s, ready)).To(BeTrue())
+
+	// Restarting from status alone cannot restore a Secret's URL: deleting it makes the operator ask again.
+	calls := fake.Calls(task)
+	g.Expect(k8s.Delete(ctx, s)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		restored := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "scene-url"}, restored)).To(Succeed())
+		g.Expect(string(restored.Data["SIGNED_URL"])).To(Equal(url))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Expect(fake.Calls(task)).To(Equal(calls + 1))
+}
+
+func TestDeletedConfigMapIsRestoredWithoutAPICall(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask(t)
+	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
+	fake.Script(task, fakepixxel.Ready(url))
+
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{Name: "scene-url"}
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+
+	key := client.ObjectKey{Namespace: ns, Name: "scene-url"}
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, key, cm)).To(Succeed())
+	cm.Data["SIGNED_URL"] = "https://evil.example/x"
+	g.Expect(k8s.Update(ctx, cm)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, key, cm)).To(Succeed())
+		g.Expect(cm.Data["SIGNED_URL"]).To(Equal(url))
+	}).WithTimeout(10*time.Second).Should(Succeed(), "an edited target is put back")
+
+	g.Expect(k8s.Delete(ctx, cm)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		restored := &corev1.ConfigMap{}
+		g.Expect(k8s.Get(ctx, key, restored)).To(Succeed())
+		g.Expect(restored.UID).NotTo(Equal(cm.UID))
+		g.Expect(restored.Data["SIGNED_URL"]).To(Equal(url))
+	}).WithTimeout(10*time.Second).Should(Succeed(), "a deleted target is recreated")
+	g.Expect(fake.Calls(task)).To(Equal(1), "restoring from status needs no API call")
+}
+
+func TestNoOpReconcileWritesNothing(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask(t)
+	fake.Script(task, fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour)))
+
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{}
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), cm)).To(Succeed())
+
+	// An annotation change wakes the controller up without changing anything it publishes.
+	patch := client.MergeFrom(ready.DeepCopy())
+	ready.Annotations = map[string]string{"example.com/note": "touched"}
+	g.Expect(k8s.Patch(ctx, ready, patch)).To(Succeed())
+	touchedVersion := ready.ResourceVersion
+
+	g.Consistently(func(g Gomega) {
+		cur := get(g, td)
+		g.Expect(cur.ResourceVersion).To(Equal(touchedVersion), "status is not rewritten")
+		now := &corev1.ConfigMap{}
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), now)).To(Succeed())
+		g.Expect(now.ResourceVersion).To(Equal(cm.ResourceVersion), "the ConfigMap is not rewritten")
+	}).WithTimeout(2 * time.Second).Should(Succeed())
+	g.Expect(fake.Calls(task)).To(Equal(1))
+}
+
+func TestSecretCreatedLater(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	task := uniqueTask(t)
+	td := newTaskDownload(ns, "scene", "late-secret", task)
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+	stalled := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, "SecretNotFound"))
+	g.Expect(condition(stalled, downloadsv1alpha1.ConditionReady).Message).To(ContainSubstring(`"late-secret"`))
+	g.Expect(fake.Calls(task)).To(BeZero(), "no API call without a key")
+
+	createAPIKeySecret(t, ns, "late-secret")
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+}
+
+func TestTargetConflictLeavesForeignObjectAlone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	foreign := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"},
+		Data:       map[string]string{"owner": "someone else"},
+	}
+	g.Expect(k8s.Create(ctx, foreign)).To(Succeed())
+
+	task := uniqueTask(t)
+	fake.Script(task, fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour)))
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{Name: "taken"}
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, "TargetConflict"))
+	g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).NotTo(BeNil())
+	after := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(foreign), after)).To(Succeed())
+	g.Expect(after.Data).To(Equal(foreign.Data))
+	g.Expect(after.OwnerReferences).To(BeEmpty())
+}
+
+func TestChangingTargetPrunesTheOldOne(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask(t)
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{Name: "first"}
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+
+	cur := get(g, td)
+	cur.Spec.Target = &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "second"}
+	g.Expect(k8s.Update(ctx, cur)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "second"}, &corev1.Secret{})).To(Succeed())
+		err := k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "first"}, &corev1.ConfigMap{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the ConfigMap no longer named is deleted")
+		g.Expect(get(g, td).Status.SignedURL).To(BeEmpty())
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+}
+
+func TestSchemaRejectsBadSpecs(t *testing.T) {
+	ns := newNamespace(t)
+	valid := func() *downloadsv1alpha1.TaskDownload {
+		return newTaskDownload(ns, "bad", "pixxel", fakepixxel.Task{WorkflowID: "w", JobID: "j", TaskID: "t"})
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*downloadsv1alpha1.TaskDownload)
+		field  string
+	}{
+		{"empty workflowID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.WorkflowID = "" }, "spec.workflowID"},
+		{"slash in jobID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.JobID = "a/b" }, "spec.jobID"},
+		{"space in taskID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.TaskID = "a b" }, "spec.taskID"},
+		{"tab in taskID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.TaskID = "a\tb" }, "spec.taskID"},
+		{"dot", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.TaskID = "." }, "spec.taskID"},
+		{"dot dot", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.WorkflowID = ".." }, "spec.workflowID"},
+		{"too long", func(td *downloadsv1alpha1.TaskDownload) {
+			td.Spec.JobID = downloadsv1alpha1.ResourceID(strings.Repeat("j", 257))
+		}, "spec.jobID"},
+		{"no secret name", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.APIKeySecretRef.Name = "" }, "spec.apiKeySecretRef.name"},
+		{"bad target kind", func(td *downloadsv1alpha1.TaskDownload) {
+			td.Spec.Target = &downloadsv1alpha1.Target{Kind: "Pod"}
+		}, "spec.target.kind"},
+		{"bad target name", func(td *downloadsv1alpha1.TaskDownload) {
+			td.Spec.Target = &downloadsv1alpha1.Target{Name: "Not_A_Name"}
+		}, "spec.target.name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			td := valid()
+			tc.mutate(td)
+			err := k8s.Create(context.Background(), td)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+			g.Expect(err.Error()).To(ContainSubstring(tc.field))
+		})
+	}
+
+	t.Run("accepts unusual but valid IDs", func(t *testing.T) {
+		g := NewWithT(t)
+		td := valid()
+		td.Name = "odd-ids"
+		td.Spec.WorkflowID = "wf?x=1&y=%2F"
+		td.Spec.JobID = "...."
+		td.Spec.TaskID = downloadsv1alpha1.ResourceID(strings.Repeat("t", 256))
+		g.Expect(k8s.Create(context.Background(), td)).To(Succeed())
+	})
+}

@@ -1,0 +1,139 @@
+// Package manager wires the controller-runtime manager, the platform API client and the TaskDownload
+// controller together. cmd/main.go fills Options from flags; the integration tests use the same wiring.
+package manager
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/util/flowcontrol"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/controller"
+	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
+)
+
+// Options configures the operator.
+type Options struct {
+	// APIURL is the platform API's base URL.
+	APIURL string
+	// PollInterval is the first delay while a package is pending; it doubles, with jitter, up to
+	// MaxPollInterval, which is also the retry delay for answers unlikely to change soon (401, 403, 404).
+	PollInterval    time.Duration
+	MaxPollInterval time.Duration
+	// RequestTimeout bounds one call to the platform API.
+	RequestTimeout time.Duration
+	// APIQPS and APIBurst limit calls to the platform API across all workers (one API key's rate limit
+	// is shared by every TaskDownload).
+	APIQPS   float64
+	APIBurst int
+	// MaxConcurrentReconciles is the number of TaskDownloads reconciled at once.
+	MaxConcurrentReconciles int
+	// WatchNamespaces restricts the operator to these namespaces; empty means all.
+	WatchNamespaces []string
+	// HTTPClient, if set, is used for platform API calls (tests use it to inject faults).
+	HTTPClient *http.Client
+	// Manager holds controller-runtime's own options: metrics, probes, leader election.
+	Manager ctrl.Options
+}
+
+// DefaultOptions returns the defaults documented for the manager's flags.
+func DefaultOptions() Options {
+	return Options{
+		APIURL:                  pixxel.DefaultBaseURL,
+		PollInterval:            10 * time.Second,
+		MaxPollInterval:         5 * time.Minute,
+		RequestTimeout:          pixxel.DefaultTimeout,
+		APIQPS:                  20,
+		APIBurst:                40,
+		MaxConcurrentReconciles: 16,
+	}
+}
+
+// Validate reports flag values that cannot work.
+func (o Options) Validate() error {
+	var errs []error
+	if o.PollInterval <= 0 {
+		errs = append(errs, errors.New("--poll-interval must be positive"))
+	}
+	if o.MaxPollInterval < o.PollInterval {
+		errs = append(errs, errors.New("--max-poll-interval must not be shorter than --poll-interval"))
+	}
+	if o.RequestTimeout <= 0 {
+		errs = append(errs, errors.New("--request-timeout must be positive"))
+	}
+	if o.APIQPS <= 0 || o.APIBurst < 1 {
+		errs = append(errs, errors.New("--api-qps must be positive and --api-burst at least 1"))
+	}
+	if o.MaxConcurrentReconciles < 1 {
+		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// NewScheme returns a scheme with the built-in types and TaskDownload.
+func NewScheme() *runtime.Scheme {
+	s := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(s))
+	utilruntime.Must(downloadsv1alpha1.AddToScheme(s))
+	return s
+}
+
+// New builds a manager running the TaskDownload controller.
+func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	clientOpts := []pixxel.Option{
+		pixxel.WithTimeout(o.RequestTimeout),
+		pixxel.WithRateLimiter(flowcontrol.NewTokenBucketRateLimiter(float32(o.APIQPS), o.APIBurst)),
+	}
+	if o.HTTPClient != nil {
+		clientOpts = append(clientOpts, pixxel.WithHTTPClient(o.HTTPClient))
+	}
+	api, err := pixxel.New(o.APIURL, clientOpts...)
+	if err != nil {
+		return nil, fmt.Errorf("--api-url: %w", err)
+	}
+
+	mo := o.Manager
+	if mo.Scheme == nil {
+		mo.Scheme = NewScheme()
+	}
+	if len(o.WatchNamespaces) > 0 {
+		mo.Cache.DefaultNamespaces = map[string]cache.Config{}
+		for _, ns := range o.WatchNamespaces {
+			mo.Cache.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
+	mo.Cache = controller.ManagerCacheOptions(mo.Cache)
+
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	r := &controller.TaskDownloadReconciler{
+		Client:          mgr.GetClient(),
+		APIReader:       mgr.GetAPIReader(),
+		Scheme:          mgr.GetScheme(),
+		Recorder:        mgr.GetEventRecorder("taskdownload-controller"),
+		Pixxel:          api,
+		PollInterval:    o.PollInterval,
+		MaxPollInterval: o.MaxPollInterval,
+	}
+	if err := r.SetupWithManager(mgr, controller.SetupOptions{
+		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		DefaultNamespaces:       mo.Cache.DefaultNamespaces,
+	}); err != nil {
+		return nil, fmt.Errorf("setting up controller: %w", err)
+	}
+	return mgr, nil
+}
