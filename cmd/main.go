@@ -42,12 +42,12 @@ func main() {
 	o := manager.DefaultOptions()
 	var (
 		metricsAddr, probeAddr, watchNamespaces string
-		metricsCertPath, metricsCertName         string
-		metricsCertKey                           string
-		enableLeaderElection, secureMetrics      bool
-		enableHTTP2                              bool
-		kubeQPS                                  float64
-		kubeBurst                                int
+		metricsCertPath, metricsCertName        string
+		metricsCertKey                          string
+		enableLeaderElection, secureMetrics     bool
+		enableHTTP2                             bool
+		kubeQPS                                 float64
+		kubeBurst                               int
 	)
 	flag.StringVar(&o.APIURL, "api-url", o.APIURL, "Base URL of the platform API.")
 	flag.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval,

@@ -254,3 +254,12 @@ func TestRedactURL(t *testing.T) {
 	g := NewWithT(t)
 	g.Expect(pixxel.RedactURL("https://s.example/a/b.zip?X-Amz-Signature=abc#frag")).To(Equal("https://s.example/a/b.zip"))
 }
+
+func TestDecodeErrorTruncatesLongTexts(t *testing.T) {
+	g := NewWithT(t)
+	long := strings.Repeat("é", 1000) // 2000 bytes
+	e := pixxel.DecodeError(400, []byte(`{"error":{"code":"c","message":"`+long+`"}}`))
+	g.Expect(len(e.Message)).To(BeNumerically("<=", 1024))
+	g.Expect(e.Message).To(HaveSuffix("…"))
+	g.Expect(strings.HasPrefix(long, strings.TrimSuffix(e.Message, "…"))).To(BeTrue())
+}
