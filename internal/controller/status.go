@@ -72,7 +72,8 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 		// A transient failure: keep trying. A URL that is still published stays usable, so Ready stays
 		// True; the failure shows on Reconciling.
 		f := obs.failure
-		if !urlPublished && !(f.keepReady && apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil) {
+		hasReady := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil
+		if !urlPublished && (!f.keepReady || !hasReady) {
 			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
 		}
 		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, f.reason, f.message)

@@ -75,7 +75,12 @@ func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
 
 	return m.Run()
 }
@@ -89,18 +94,17 @@ func newNamespace(t *testing.T) string {
 }
 
 // createAPIKeySecret creates the Secret holding the API key under the default key.
-func createAPIKeySecret(t *testing.T, ns, name string) *corev1.Secret {
+func createAPIKeySecret(t *testing.T, ns, name string) {
 	t.Helper()
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		StringData: map[string]string{"api-key": apiKey},
 	}
 	NewWithT(t).Expect(k8s.Create(context.Background(), s)).To(Succeed())
-	return s
 }
 
 // uniqueTask returns task IDs no other test uses, so that fake scripts do not collide.
-func uniqueTask(t *testing.T) fakepixxel.Task {
+func uniqueTask() fakepixxel.Task {
 	n := nsCounter.Add(1)
 	return fakepixxel.Task{WorkflowID: fmt.Sprintf("wf-%d", n), JobID: fmt.Sprintf("job-%d", n), TaskID: fmt.Sprintf("task-%d", n)}
 }

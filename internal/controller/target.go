@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
@@ -184,12 +183,12 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 	}
 	patch := client.MergeFromWithOptions(existing.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
 	writeData(existing, data)
-	labels := existing.GetLabels()
-	if labels == nil {
-		labels = map[string]string{}
+	objLabels := existing.GetLabels()
+	if objLabels == nil {
+		objLabels = map[string]string{}
 	}
-	labels[LabelManagedBy], labels[LabelTaskDownload] = ManagedByValue, td.Name
-	existing.SetLabels(labels)
+	objLabels[LabelManagedBy], objLabels[LabelTaskDownload] = ManagedByValue, td.Name
+	existing.SetLabels(objLabels)
 	if err := r.Patch(ctx, existing, patch); err != nil {
 		return fmt.Errorf("updating %s %s: %w", kind, key.Name, err)
 	}
@@ -226,7 +225,7 @@ func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloads
 			if !metav1.IsControlledBy(obj, td) || (hasTarget && list.kind == kind && obj.GetName() == key.Name) {
 				continue
 			}
-			if err := r.Delete(ctx, obj, client.Preconditions{UID: ptr.To(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
+			if err := r.Delete(ctx, obj, client.Preconditions{UID: new(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
 				return fmt.Errorf("deleting stale %s %s: %w", list.kind, obj.GetName(), err)
 			}
 		}

@@ -313,8 +313,7 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, td *downloadsv1alp
 
 // targetFailure turns a target conflict into the TargetConflict failure.
 func targetFailure(err error) (*failure, bool) {
-	var conflict *errTargetConflict
-	if errors.As(err, &conflict) {
+	if conflict, ok := errors.AsType[*errTargetConflict](err); ok {
 		return &failure{reason: ReasonTargetConflict, message: conflict.Error(), retry: retrySlow, stalled: true}, true
 	}
 	return nil, false

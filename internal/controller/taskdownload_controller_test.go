@@ -21,7 +21,7 @@ func TestPendingThenReadyPublishesInStatus(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask(t)
+	task := uniqueTask()
 	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
 	// Long enough pending to observe the Pending state, then ready.
 	fake.Script(task, fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Ready(url))
@@ -73,7 +73,7 @@ func TestReadyPublishesToConfigMap(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask(t)
+	task := uniqueTask()
 	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
 	fake.Script(task, fakepixxel.Pending(), fakepixxel.Ready(url))
 
@@ -99,7 +99,7 @@ func TestReadyPublishesToSecretOnly(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask(t)
+	task := uniqueTask()
 	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
 	fake.Script(task, fakepixxel.Pending(), fakepixxel.Ready(url))
 
@@ -134,7 +134,7 @@ func TestDeletedConfigMapIsRestoredWithoutAPICall(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask(t)
+	task := uniqueTask()
 	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
 	fake.Script(task, fakepixxel.Ready(url))
 
@@ -168,7 +168,7 @@ func TestNoOpReconcileWritesNothing(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask(t)
+	task := uniqueTask()
 	fake.Script(task, fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour)))
 
 	td := newTaskDownload(ns, "scene", "pixxel", task)
@@ -198,7 +198,7 @@ func TestSecretCreatedLater(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t)
-	task := uniqueTask(t)
+	task := uniqueTask()
 	td := newTaskDownload(ns, "scene", "late-secret", task)
 	g.Expect(k8s.Create(ctx, td)).To(Succeed())
 
@@ -221,7 +221,7 @@ func TestTargetConflictLeavesForeignObjectAlone(t *testing.T) {
 	}
 	g.Expect(k8s.Create(ctx, foreign)).To(Succeed())
 
-	task := uniqueTask(t)
+	task := uniqueTask()
 	fake.Script(task, fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour)))
 	td := newTaskDownload(ns, "scene", "pixxel", task)
 	td.Spec.Target = &downloadsv1alpha1.Target{Name: "taken"}
@@ -240,7 +240,7 @@ func TestChangingTargetPrunesTheOldOne(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t)
 	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask(t)
+	task := uniqueTask()
 	td := newTaskDownload(ns, "scene", "pixxel", task)
 	td.Spec.Target = &downloadsv1alpha1.Target{Name: "first"}
 	g.Expect(k8s.Create(ctx, td)).To(Succeed())

@@ -18,6 +18,7 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/controller"
+	"github.com/pixxel-space/taskdownload-operator/internal/metrics"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
@@ -125,7 +126,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		APIReader:       mgr.GetAPIReader(),
 		Scheme:          mgr.GetScheme(),
 		Recorder:        mgr.GetEventRecorder("taskdownload-controller"),
-		Pixxel:          api,
+		Pixxel:          metrics.Instrument(api),
 		PollInterval:    o.PollInterval,
 		MaxPollInterval: o.MaxPollInterval,
 	}
@@ -134,6 +135,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		DefaultNamespaces:       mo.Cache.DefaultNamespaces,
 	}); err != nil {
 		return nil, fmt.Errorf("setting up controller: %w", err)
+	}
+	if err := metrics.RegisterObjectCollector(mgr.GetClient()); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	return mgr, nil
 }

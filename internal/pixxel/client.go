@@ -133,8 +133,7 @@ func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) 
 
 	body, err := readCapped(resp.Body)
 	if err != nil {
-		var tooLarge *BodyTooLargeError
-		if errors.As(err, &tooLarge) {
+		if _, ok := errors.AsType[*BodyTooLargeError](err); ok {
 			return nil, err
 		}
 		return nil, &TransportError{Op: "reading answer to PUT " + endpoint.Path, Err: unwrapURLError(err)}
@@ -194,8 +193,7 @@ func readCapped(r io.Reader) ([]byte, error) {
 
 // unwrapURLError drops *url.Error's wrapping, which repeats the request URL, keeping the cause.
 func unwrapURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
 		return ue.Err
 	}
 	return err
