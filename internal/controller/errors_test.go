@@ -1,0 +1,313 @@
+package controller_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/controller"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+)
+
+// startTaskDownload creates a Secret and a TaskDownload for a new task, scripted with script's answers.
+func startTaskDownload(t *testing.T, script func(task fakepixxel.Task) []fakepixxel.Response) (*downloadsv1alpha1.TaskDownload, fakepixxel.Task) {
+	t.Helper()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask()
+	fake.Script(task, script(task)...)
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	NewWithT(t).Expect(k8s.Create(context.Background(), td)).To(Succeed())
+	return td, task
+}
+
+// answers scripts fixed answers.
+func answers(responses ...fakepixxel.Response) func(fakepixxel.Task) []fakepixxel.Response {
+	return func(fakepixxel.Task) []fakepixxel.Response { return responses }
+}
+
+func readyURL(task fakepixxel.Task) fakepixxel.Response {
+	return fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour))
+}
+
+// The rows of the error taxonomy whose answer is retried later: each shows its reason while waiting
+// and recovers on its own once the platform answers ready.
+func TestTransientFailuresRecover(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		resp   fakepixxel.Response
+		reason string
+	}{
+		{"500", fakepixxel.Fail(500, "internal", "database unavailable"), controller.ReasonAPIUnavailable},
+		{"503 with Retry-After", fakepixxel.Response{HTTPStatus: 503, RetryAfter: "1"}, controller.ReasonAPIUnavailable},
+		{"connection reset", fakepixxel.Response{Reset: true}, controller.ReasonAPIUnavailable},
+		{"timeout", fakepixxel.Response{Status: "ready", SignedURL: "https://s.example/x", Delay: 3 * time.Second}, controller.ReasonAPIUnavailable},
+		{"malformed JSON", fakepixxel.Response{Body: []byte(`{"status":"ready","signed_url":`)}, controller.ReasonInvalidResponse},
+		{"ready without URL", fakepixxel.Response{Status: "ready"}, controller.ReasonInvalidResponse},
+		{"relative URL", fakepixxel.Ready("/packages/x.zip"), controller.ReasonInvalidResponse},
+		{"other task's answer", fakepixxel.Response{Status: "pending", Answer: func(a *fakepixxel.Answer) { a.WorkflowID = "wf-other" }}, controller.ReasonInvalidResponse},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+				return []fakepixxel.Response{tc.resp, tc.resp, readyURL(task)}
+			})
+
+			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, tc.reason))
+			g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
+			rec := condition(cur, downloadsv1alpha1.ConditionReconciling)
+			g.Expect(rec).NotTo(BeNil())
+			g.Expect(rec.Status).To(Equal(metav1.ConditionTrue))
+			g.Expect(rec.Reason).To(Equal(tc.reason))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+
+			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+			g.Expect(fake.Calls(task)).To(Equal(3))
+		})
+	}
+}
+
+func TestBadRequestStallsUntilUserActs(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	bad := fakepixxel.Response{HTTPStatus: 400, ErrorCode: "task_not_finished", ErrorMessage: "the task is still running",
+		ErrorDetails: map[string]any{"task_state": "running"}}
+	td, task := startTaskDownload(t, answers(bad))
+
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonBadRequest))
+	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseFailed))
+	ready := condition(cur, downloadsv1alpha1.ConditionReady)
+	g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+	g.Expect(ready.Reason).To(Equal(controller.ReasonBadRequest))
+	g.Expect(ready.Message).To(ContainSubstring("task_not_finished"))
+	g.Expect(ready.Message).To(ContainSubstring("the task is still running"))
+	g.Expect(ready.Message).To(ContainSubstring(`"task_state":"running"`))
+	g.Expect(condition(cur, downloadsv1alpha1.ConditionReconciling)).To(BeNil())
+
+	g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(3*time.Second).Should(Equal(1),
+		"a 400 is not retried while nothing changes")
+
+	// The requested-at annotation asks for one fresh request.
+	fake.Script(task, bad)
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Annotations = map[string]string{controller.AnnotationRequestedAt: "2026-11-28T12:00:00Z"}
+	g.Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
+	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(5 * time.Second).Should(Equal(1))
+	waitFor(t, td, func(g Gomega, cur *downloadsv1alpha1.TaskDownload) {
+		g.Expect(cur.Status.LastHandledRequestedAt).To(Equal("2026-11-28T12:00:00Z"))
+	})
+	g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(time.Second).Should(Equal(1))
+
+	// So does a change to the Secret; this time the platform answers ready.
+	fake.Script(task, readyURL(task))
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: td.Namespace, Name: "pixxel"}, secret)).To(Succeed())
+	secret.StringData = map[string]string{"api-key": apiKey + "-rotated"}
+	g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
+}
+
+func TestAuthAndNotFoundRetryAtMaxPollInterval(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		status int
+		reason string
+	}{
+		{http.StatusUnauthorized, controller.ReasonUnauthorized},
+		{http.StatusForbidden, controller.ReasonForbidden},
+		{http.StatusNotFound, controller.ReasonNotFound},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			td, task := startTaskDownload(t, answers(fakepixxel.Fail(tc.status, "denied", "no access to this workflow")))
+			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, tc.reason))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Message).To(ContainSubstring("no access to this workflow"))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+
+			// Not retried on the short poll backoff, but again after --max-poll-interval (2s here).
+			g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(1500 * time.Millisecond).Should(Equal(1))
+			g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(3 * time.Second).Should(Equal(2))
+		})
+	}
+}
+
+func TestForbiddenRetriesAtOnceWhenSecretChanges(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	td, task := startTaskDownload(t, answers(fakepixxel.Fail(403, "forbidden", "key revoked")))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonForbidden))
+	g.Expect(fake.Calls(task)).To(Equal(1))
+
+	fake.Script(task, readyURL(task))
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: td.Namespace, Name: "pixxel"}, secret)).To(Succeed())
+	secret.StringData = map[string]string{"api-key": "new-key"}
+	start := time.Now()
+	g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	g.Expect(time.Since(start)).To(BeNumerically("<", 1500*time.Millisecond), "well before --max-poll-interval")
+	reqs := requestsFor(task)
+	g.Expect(reqs[len(reqs)-1].Authorization).To(Equal("new-key"))
+}
+
+func TestRateLimitedWaitsForRetryAfter(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	limited := fakepixxel.Response{HTTPStatus: 429, ErrorCode: "rate_limited", RetryAfter: "1"}
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{limited, readyURL(task)}
+	})
+
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonRateLimited))
+	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	reqs := requestsFor(task)
+	g.Expect(len(reqs)).To(BeNumerically(">=", 2))
+	g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically(">=", 950*time.Millisecond), "Retry-After: 1 is honoured")
+}
+
+func TestTaskFailedStalls(t *testing.T) {
+	t.Parallel()
+	for _, status := range []string{"failed", "ERROR", "Cancelled"} {
+		t.Run(status, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			td, task := startTaskDownload(t, answers(fakepixxel.Pending(), fakepixxel.Response{Status: status}))
+			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonTaskFailed))
+			g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseFailed))
+			g.Expect(cur.Status.TaskStatus).To(Equal(status))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Reason).To(Equal(controller.ReasonTaskFailed))
+			g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(1500 * time.Millisecond).Should(Equal(2))
+		})
+	}
+}
+
+func TestUnknownStatusKeepsPolling(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	td, task := startTaskDownload(t, answers(fakepixxel.Response{Status: "packaging"}))
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
+	g.Expect(cur.Status.TaskStatus).To(Equal("packaging"))
+	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
+	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(3 * time.Second).Should(BeNumerically(">=", 3))
+}
+
+func TestSecretKeyProblems(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		data   map[string]string
+		reason string
+	}{
+		{"key missing", map[string]string{"token": apiKey}, controller.ReasonSecretKeyNotFound},
+		{"value empty", map[string]string{"api-key": "  \n"}, controller.ReasonSecretKeyEmpty},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			g := NewWithT(t)
+			ctx := context.Background()
+			ns := newNamespace(t)
+			secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pixxel"}, StringData: tc.data}
+			g.Expect(k8s.Create(ctx, secret)).To(Succeed())
+			task := uniqueTask()
+			td := newTaskDownload(ns, "scene", "pixxel", task)
+			g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, tc.reason))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).NotTo(BeNil())
+			g.Expect(fake.Calls(task)).To(BeZero(), "no API call without a usable key")
+
+			secret.StringData = map[string]string{"api-key": apiKey}
+			fixed := time.Now()
+			g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+			g.Expect(time.Since(fixed)).To(BeNumerically("<", 1500*time.Millisecond))
+		})
+	}
+}
+
+func TestTargetConflictClearsWhenForeignObjectGoes(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	foreign := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "taken"}, StringData: map[string]string{"x": "y"}}
+	g.Expect(k8s.Create(ctx, foreign)).To(Succeed())
+	task := uniqueTask()
+	fake.Script(task, readyURL(task))
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Target = &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "taken"}
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonTargetConflict))
+
+	g.Expect(k8s.Delete(ctx, foreign)).To(Succeed())
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	mine := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "taken"}, mine)).To(Succeed())
+	g.Expect(metav1.IsControlledBy(mine, get(g, td))).To(BeTrue())
+}
+
+func TestSuspendStopsAPICalls(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask()
+	fake.Script(task, readyURL(task))
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	td.Spec.Suspend = true
+	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonSuspended))
+	g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(time.Second).Should(BeZero())
+
+	cur := get(g, td)
+	cur.Spec.Suspend = false
+	g.Expect(k8s.Update(ctx, cur)).To(Succeed())
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+
+	// Suspending a Ready object keeps Ready's value and the published URL.
+	cur = get(g, td)
+	url := cur.Status.SignedURL
+	cur.Spec.Suspend = true
+	g.Expect(k8s.Update(ctx, cur)).To(Succeed())
+	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonSuspended))
+	g.Expect(cur.Status.SignedURL).To(Equal(url))
+}
+
+func TestPublishedURLStaysWhileRefreshFails(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{fakepixxel.Pending(), readyURL(task)}
+	})
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	url := cur.Status.SignedURL
+
+	fake.Script(task, fakepixxel.Fail(503, "maintenance", "back soon"))
+	patch := client.MergeFrom(cur.DeepCopy())
+	cur.Annotations = map[string]string{controller.AnnotationRequestedAt: "1"}
+	g.Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
+
+	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonAPIUnavailable))
+	g.Expect(cur.Status.SignedURL).To(Equal(url), "the published URL stays until it expires")
+	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
+	g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+}
