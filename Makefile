@@ -67,8 +67,9 @@ lint-fix: golangci-lint ## Run golangci-lint linter and perform fixes
 ##@ Build
 
 .PHONY: build
-build: manifests generate fmt vet ## Build manager binary (bin/manager).
+build: manifests generate fmt vet ## Build the manager (bin/manager) and the fetch helper (bin/fetch).
 	go build -o bin/manager ./cmd
+	go build -o bin/fetch ./cmd/fetch
 
 .PHONY: run
 run: manifests generate fmt vet ## Run the manager from your host against the current kubeconfig; pass flags with ARGS="...".
@@ -176,7 +177,7 @@ endef
 ##@ Fuzzing
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter
+FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter ./internal/urlexpiry:FuzzParse
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME (seed corpora are the f.Add calls in the fuzz tests).

@@ -55,6 +55,8 @@ func main() {
 	flag.DurationVar(&o.MaxPollInterval, "max-poll-interval", o.MaxPollInterval,
 		"Longest delay between polls and retries.")
 	flag.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "Timeout of one platform API call.")
+	flag.DurationVar(&o.DefaultURLTTL, "default-url-ttl", o.DefaultURLTTL,
+		"Lifetime assumed for signed URLs whose expiry cannot be read from the URL; replaced after two thirds of it.")
 	flag.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Platform API calls per second, shared by all workers.")
 	flag.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Burst of platform API calls above --api-qps.")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,

@@ -56,7 +56,15 @@ type TaskDownloadSpec struct {
 	// +optional
 	Target *Target `json:"target,omitempty"`
 
-	// Suspend stops all calls to the platform API while true; what was published stays in place.
+	// RefreshBefore makes the operator request a fresh URL this long before the published one expires.
+	// By default it does so when two thirds of the URL's lifetime have passed. It has no effect when
+	// the URL's expiry cannot be read from it; the manager's --default-url-ttl applies then.
+	// +optional
+	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration"
+	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
+
+	// Suspend stops all calls to the platform API while true; what was published stays in place until
+	// it expires.
 	// +optional
 	Suspend bool `json:"suspend,omitempty"`
 }
@@ -160,11 +168,13 @@ type TaskDownloadStatus struct {
 	// +optional
 	SignedURL string `json:"signedURL,omitempty"`
 
-	// ExpiresAt is when the signed URL stops working, when it is known.
+	// ExpiresAt is when the signed URL stops working, as read from the URL's signature parameters
+	// (AWS SigV4, Google Cloud Storage, CloudFront, Azure SAS). Empty when the URL does not say.
 	// +optional
 	ExpiresAt *metav1.Time `json:"expiresAt,omitempty"`
 
-	// LastRequestTime is when the operator called the platform API for the answer this status shows.
+	// LastRequestTime is when the operator requested the published URL or, while none is published, when
+	// it last called the platform API for an answer that changed this status.
 	// +optional
 	LastRequestTime *metav1.Time `json:"lastRequestTime,omitempty"`
 

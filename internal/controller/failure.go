@@ -28,6 +28,7 @@ const (
 	ReasonSecretKeyNotFound = "SecretKeyNotFound"
 	ReasonSecretKeyEmpty    = "SecretKeyEmpty"
 	ReasonTargetConflict    = "TargetConflict"
+	ReasonExpired           = "Expired"
 )
 
 // retryKind says when to try again after a failure.

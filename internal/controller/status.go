@@ -24,6 +24,8 @@ type observation struct {
 	targetDesc string
 	// requested is set when the platform API was called.
 	requested bool
+	// expired is set when the published URL expired before a new one was obtained and was removed.
+	expired bool
 }
 
 // summarize sets phase and the Ready, Reconciling and Stalled conditions from what the reconcile saw,
@@ -32,7 +34,7 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 	st := &td.Status
 	gen := td.Generation
 	st.ObservedGeneration = gen
-	urlPublished := st.Phase == downloadsv1alpha1.PhaseReady && isReady(td)
+	urlPublished := hasPublishedURL(td) && !obs.expired
 
 	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
 		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -84,7 +86,9 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 
 	case obs.pendingStatus != "":
 		msg := fmt.Sprintf("The platform is preparing the package (status %q)", obs.pendingStatus)
-		if !urlPublished {
+		ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady)
+		stillExpired := ready != nil && ready.Reason == ReasonExpired
+		if !urlPublished && !stillExpired {
 			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonPending, msg)
 			st.Phase = downloadsv1alpha1.PhasePending
 		}
@@ -97,9 +101,21 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 			st.Conditions[i].ObservedGeneration = gen
 		}
 	}
+	if obs.expired {
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonExpired,
+			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
+		if st.Phase == downloadsv1alpha1.PhaseReady {
+			st.Phase = downloadsv1alpha1.PhasePending
+		}
+	}
 	if st.Phase == "" {
 		st.Phase = downloadsv1alpha1.PhasePending
 	}
+}
+
+// hasPublishedURL tells whether a URL is published and believed to work.
+func hasPublishedURL(td *downloadsv1alpha1.TaskDownload) bool {
+	return td.Status.Phase == downloadsv1alpha1.PhaseReady && isReady(td)
 }
 
 func isReady(td *downloadsv1alpha1.TaskDownload) bool {

@@ -38,7 +38,16 @@ var (
 	fake      *fakepixxel.Server
 	logBuffer = &syncBuffer{}
 	nsCounter atomic.Int64
+	// testClock is the operator's clock: real time plus an offset tests can move forward.
+	testClock = &offsetClock{}
 )
+
+// offsetClock is the real clock shifted by an adjustable offset.
+type offsetClock struct{ offset atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time                  { return time.Now().Add(time.Duration(c.offset.Load())) }
+func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
+func (c *offsetClock) Advance(d time.Duration)         { c.offset.Add(int64(d)) }
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -64,6 +73,7 @@ func run(m *testing.M) int {
 	o.PollInterval, o.MaxPollInterval = pollInterval, maxPoll
 	o.RequestTimeout = 2 * time.Second
 	o.APIQPS, o.APIBurst = 1000, 1000
+	o.Clock = testClock
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	mgr, err := manager.New(cfg, o)
 	if err != nil {
@@ -76,8 +86,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		fmt.Fprintln(os.Stderr, "manager cache did not sync")
+		return 1
+	}
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -39,6 +39,7 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/urlexpiry"
 )
 
 // AnnotationRequestedAt forces one fresh request to the platform API whenever its value changes.
@@ -72,6 +73,8 @@ type TaskDownloadReconciler struct {
 	// PollInterval is the first delay while a package is pending; it doubles up to MaxPollInterval.
 	PollInterval    time.Duration
 	MaxPollInterval time.Duration
+	// DefaultURLTTL is the lifetime assumed for a URL whose expiry cannot be read from it.
+	DefaultURLTTL time.Duration
 
 	backoff *pollBackoff
 	// stalledOn remembers, per object, the inputs of a request that failed for good, so that the same
@@ -103,8 +106,9 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 	before := td.DeepCopy()
 	obs, result, err := r.reconcile(ctx, td, false)
-	if errors.Is(err, errStaleCache) {
-		// The cache had not yet seen our last status write; decide again on the stored object.
+	if errors.Is(err, errConfirmFromStore) {
+		// The cache may not have seen our last status write yet; decide again on the stored object, so
+		// that a stale view never causes a duplicate call to the platform.
 		if err := r.APIReader.Get(ctx, req.NamespacedName, td); err != nil {
 			return ctrl.Result{}, client.IgnoreNotFound(err)
 		}
@@ -114,9 +118,16 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	now := r.Clock.Now()
+	if !obs.published && urlExpired(td, now) {
+		if err := r.expire(ctx, td); err != nil {
+			return ctrl.Result{}, err
+		}
+		obs.expired = true
+	}
 	summarize(td, obs)
-	if obs.requested && !equality.Semantic.DeepEqual(before.Status, td.Status) {
-		td.Status.LastRequestTime = &metav1.Time{Time: r.Clock.Now()}
+	if obs.requested && !hasPublishedURL(td) && !equality.Semantic.DeepEqual(before.Status, td.Status) {
+		td.Status.LastRequestTime = &metav1.Time{Time: now}
 	}
 	if !equality.Semantic.DeepEqual(before.Status, td.Status) {
 		if err := r.Status().Patch(ctx, td, client.MergeFrom(before)); err != nil {
@@ -124,16 +135,17 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		r.recordEvent(td, obs)
 	}
-	return result, nil
+	return wakeBeforeExpiry(td, result, now), nil
 }
 
-// errStaleCache reports that the cached object may predate the operator's own last status write.
-var errStaleCache = errors.New("cached TaskDownload may be stale")
+// errConfirmFromStore asks for the decision to be made again on the object as stored: the cached copy
+// may predate the operator's own last status write.
+var errConfirmFromStore = errors.New("confirm TaskDownload from the API server")
 
 // reconcile runs the steps and reports what it saw. It returns an error only for Kubernetes API
-// failures, which controller-runtime retries with its own backoff, and errStaleCache when it would
-// call the platform API only because the cached object looks unhandled; fromStore says td was read
-// from the API server rather than the cache.
+// failures, which controller-runtime retries with its own backoff, and errConfirmFromStore when it is
+// about to call the platform API on the strength of a cached object; fromStore says td was read from
+// the API server rather than the cache.
 func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1alpha1.TaskDownload, fromStore bool) (observation, ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(td)
 	if td.Spec.Suspend {
@@ -149,9 +161,6 @@ func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1a
 	requestedAt := td.Annotations[AnnotationRequestedAt]
 	inputs := fmt.Sprintf("%d/%s/%s", td.Generation, secretVersion, requestedAt)
 	changed := td.Status.ObservedGeneration != td.Generation || requestedAt != td.Status.LastHandledRequestedAt
-	if changed && !fromStore {
-		return observation{}, ctrl.Result{}, errStaleCache
-	}
 
 	if !changed {
 		switch td.Status.Phase {
@@ -169,6 +178,9 @@ func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1a
 		}
 	}
 
+	if !fromStore {
+		return observation{}, ctrl.Result{}, errConfirmFromStore
+	}
 	return r.requestDownload(ctx, td, apiKey, inputs)
 }
 
@@ -203,8 +215,15 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1
 // the published URL there is nothing to ask the platform (done is true). A target that was deleted or
 // edited is rewritten from status when status knows the URL; otherwise a fresh URL is requested.
 func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (bool, observation, ctrl.Result, error) {
+	now := r.Clock.Now()
+	refreshAt := r.refreshAt(td)
+	if !now.Before(refreshAt) {
+		logf.FromContext(ctx).V(1).Info("Refreshing signed URL", "refreshAt", refreshAt)
+		return false, observation{}, ctrl.Result{}, nil
+	}
+	fresh := ctrl.Result{RequeueAfter: refreshAt.Sub(now)}
 	if _, _, hasTarget := targetKey(td); !hasTarget {
-		return true, observation{}, ctrl.Result{}, nil
+		return true, observation{}, fresh, nil
 	}
 	existing, err := r.getTarget(ctx, td)
 	if f, isFailure := targetFailure(err); isFailure {
@@ -215,7 +234,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, td *download
 	}
 	pub := publication{signedURL: td.Status.SignedURL, taskStatus: td.Status.TaskStatus, expiresAt: td.Status.ExpiresAt}
 	if targetInSync(td, existing, pub) {
-		return true, observation{}, ctrl.Result{}, nil
+		return true, observation{}, fresh, nil
 	}
 	if pub.signedURL == "" {
 		return false, observation{}, ctrl.Result{}, nil
@@ -227,7 +246,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, td *download
 		}
 		return true, observation{}, ctrl.Result{}, err
 	}
-	return true, observation{}, ctrl.Result{}, nil
+	return true, observation{}, fresh, nil
 }
 
 // requestDownload calls the platform API once and acts on its answer.
@@ -266,7 +285,11 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, td *downlo
 		return observation{pendingStatus: d.Status, requested: true}, ctrl.Result{RequeueAfter: delay}, nil
 	}
 
-	obs, err := r.publish(ctx, td, publication{signedURL: d.SignedURL, taskStatus: d.Status})
+	pub := publication{signedURL: d.SignedURL, taskStatus: d.Status}
+	if e, ok := urlexpiry.Parse(d.SignedURL); ok {
+		pub.expiresAt = &metav1.Time{Time: e.ExpiresAt}
+	}
+	obs, err := r.publish(ctx, td, pub)
 	obs.requested = true
 	if err != nil {
 		return obs, ctrl.Result{}, err
@@ -275,8 +298,11 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, td *downlo
 		return obs, ctrl.Result{RequeueAfter: r.MaxPollInterval}, nil
 	}
 	r.backoff.forget(key)
-	log.Info("Published signed URL", "target", obs.targetDesc, "url", pixxel.RedactURL(d.SignedURL))
-	return obs, ctrl.Result{}, nil
+	now := r.Clock.Now()
+	td.Status.LastRequestTime = &metav1.Time{Time: now}
+	log.Info("Published signed URL", "target", obs.targetDesc, "url", pixxel.RedactURL(d.SignedURL),
+		"expiresAt", pub.expiresAt, "refreshAt", r.refreshAt(td))
+	return obs, ctrl.Result{RequeueAfter: r.refreshAt(td).Sub(now)}, nil
 }
 
 // publish writes the URL to the target, if any, and to status, unless the target is a Secret.
@@ -353,6 +379,9 @@ func (r *TaskDownloadReconciler) recordEvent(td *downloadsv1alpha1.TaskDownload,
 		return
 	}
 	switch {
+	case obs.expired:
+		r.Recorder.Eventf(td, nil, corev1.EventTypeWarning, ReasonExpired, "Expire",
+			"The signed URL expired before a new one was obtained; it was removed from %s", describeTarget(td))
 	case obs.published:
 		reason := ReasonURLIssued
 		if obs.refreshed {

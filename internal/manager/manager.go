@@ -13,6 +13,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/util/flowcontrol"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
@@ -32,6 +33,9 @@ type Options struct {
 	MaxPollInterval time.Duration
 	// RequestTimeout bounds one call to the platform API.
 	RequestTimeout time.Duration
+	// DefaultURLTTL is the lifetime assumed for signed URLs whose expiry cannot be read from the URL;
+	// such URLs are replaced after two thirds of it.
+	DefaultURLTTL time.Duration
 	// APIQPS and APIBurst limit calls to the platform API across all workers (one API key's rate limit
 	// is shared by every TaskDownload).
 	APIQPS   float64
@@ -42,6 +46,8 @@ type Options struct {
 	WatchNamespaces []string
 	// HTTPClient, if set, is used for platform API calls (tests use it to inject faults).
 	HTTPClient *http.Client
+	// Clock, if set, replaces the real clock for URL lifetimes (tests use it to move time on).
+	Clock clock.PassiveClock
 	// Manager holds controller-runtime's own options: metrics, probes, leader election.
 	Manager ctrl.Options
 }
@@ -53,6 +59,7 @@ func DefaultOptions() Options {
 		PollInterval:            10 * time.Second,
 		MaxPollInterval:         5 * time.Minute,
 		RequestTimeout:          pixxel.DefaultTimeout,
+		DefaultURLTTL:           time.Hour,
 		APIQPS:                  20,
 		APIBurst:                40,
 		MaxConcurrentReconciles: 16,
@@ -67,6 +74,9 @@ func (o Options) Validate() error {
 	}
 	if o.MaxPollInterval < o.PollInterval {
 		errs = append(errs, errors.New("--max-poll-interval must not be shorter than --poll-interval"))
+	}
+	if o.DefaultURLTTL <= 0 {
+		errs = append(errs, errors.New("--default-url-ttl must be positive"))
 	}
 	if o.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("--request-timeout must be positive"))
@@ -129,6 +139,8 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		Pixxel:          metrics.Instrument(api),
 		PollInterval:    o.PollInterval,
 		MaxPollInterval: o.MaxPollInterval,
+		DefaultURLTTL:   o.DefaultURLTTL,
+		Clock:           o.Clock,
 	}
 	if err := r.SetupWithManager(mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,

@@ -109,7 +109,8 @@ func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	var list downloadsv1alpha1.TaskDownloadList
 	if err := c.reader.List(ctx, &list); err != nil {
-		ch <- prometheus.NewInvalidMetric(c.byPhase, err)
+		// Before the cache has started (or on a standby replica) there is nothing to report; an error
+		// here would fail the whole scrape.
 		return
 	}
 	counts := map[downloadsv1alpha1.Phase]int{

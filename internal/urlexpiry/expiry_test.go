@@ -1,0 +1,77 @@
+package urlexpiry_test
+
+import (
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/urlexpiry"
+)
+
+func TestParse(t *testing.T) {
+	issued := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		url     string
+		ok      bool
+		expires time.Time
+		issued  time.Time
+	}{
+		{"AWS SigV4", "https://b.s3.amazonaws.com/k.zip?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Date=20261128T100000Z&X-Amz-Expires=3600&X-Amz-Signature=abc",
+			true, issued.Add(time.Hour), issued},
+		{"AWS SigV4 lower-case names", "https://b/k?x-amz-date=20261128T100000Z&x-amz-expires=60", true, issued.Add(time.Minute), issued},
+		{"GCS V4", "https://storage.googleapis.com/b/k?X-Goog-Algorithm=GOOG4-RSA-SHA256&X-Goog-Date=20261128T100000Z&X-Goog-Expires=900&X-Goog-Signature=abc",
+			true, issued.Add(15 * time.Minute), issued},
+		{"GCS V2 / CloudFront Expires", "https://d.cloudfront.net/k?Expires=1795860000&Signature=abc&Key-Pair-Id=K",
+			true, time.Unix(1795860000, 0).UTC(), time.Time{}},
+		{"Azure SAS", "https://a.blob.core.windows.net/c/k?sv=2022-11-02&se=2026-11-28T11%3A30%3A00Z&sr=b&sp=r&sig=abc",
+			true, issued.Add(90 * time.Minute), time.Time{}},
+		{"Azure SAS minutes only", "https://a.blob.core.windows.net/c/k?se=2026-11-28T11:30Z&sig=abc", true, issued.Add(90 * time.Minute), time.Time{}},
+		{"Azure SAS date only", "https://a.blob.core.windows.net/c/k?se=2026-11-29&sig=abc", true, time.Date(2026, 11, 29, 0, 0, 0, 0, time.UTC), time.Time{}},
+		{"unknown scheme", "https://s.example/k.zip?token=abc", false, time.Time{}, time.Time{}},
+		{"no query", "https://s.example/k.zip", false, time.Time{}, time.Time{}},
+		{"SigV4 date without expires", "https://b/k?X-Amz-Date=20261128T100000Z", false, time.Time{}, time.Time{}},
+		{"SigV4 bad date", "https://b/k?X-Amz-Date=2026-11-28&X-Amz-Expires=60", false, time.Time{}, time.Time{}},
+		{"SigV4 negative expires", "https://b/k?X-Amz-Date=20261128T100000Z&X-Amz-Expires=-5", false, time.Time{}, time.Time{}},
+		{"SigV4 over a week", "https://b/k?X-Amz-Date=20261128T100000Z&X-Amz-Expires=604801", false, time.Time{}, time.Time{}},
+		{"SigV4 huge expires", "https://b/k?X-Amz-Date=20261128T100000Z&X-Amz-Expires=99999999999999999999", false, time.Time{}, time.Time{}},
+		{"Expires not a number", "https://b/k?Expires=tomorrow", false, time.Time{}, time.Time{}},
+		{"Expires zero", "https://b/k?Expires=0", false, time.Time{}, time.Time{}},
+		{"se garbage", "https://b/k?se=soon", false, time.Time{}, time.Time{}},
+		{"not a URL", "://", false, time.Time{}, time.Time{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			e, ok := urlexpiry.Parse(tc.url)
+			g.Expect(ok).To(Equal(tc.ok))
+			g.Expect(e.ExpiresAt.Equal(tc.expires)).To(BeTrue(), "expires %v, want %v", e.ExpiresAt, tc.expires)
+			g.Expect(e.IssuedAt.Equal(tc.issued)).To(BeTrue(), "issued %v, want %v", e.IssuedAt, tc.issued)
+		})
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range []string{
+		"https://b/k?X-Amz-Date=20261128T100000Z&X-Amz-Expires=3600",
+		"https://b/k?X-Goog-Date=20261128T100000Z&X-Goog-Expires=900",
+		"https://b/k?Expires=1795860000",
+		"https://b/k?se=2026-11-28T11:30:00Z",
+		"https://b/k?se=2026-11-29",
+		"%zz",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		e, ok := urlexpiry.Parse(raw)
+		if !ok {
+			if !e.ExpiresAt.IsZero() {
+				t.Fatalf("no expiry reported but ExpiresAt=%v", e.ExpiresAt)
+			}
+			return
+		}
+		if !e.IssuedAt.IsZero() && !e.ExpiresAt.After(e.IssuedAt) {
+			t.Fatalf("expiry %v not after issue %v", e.ExpiresAt, e.IssuedAt)
+		}
+	})
+}
