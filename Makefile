@@ -38,8 +38,12 @@ fmt: ## Run go fmt against code.
 vet: ## Run go vet against code.
 	go vet ./...
 
+.PHONY: demo
+demo: envtest-assets ## Run the operator end to end locally (control plane, fake API, samples); KEEP=1 keeps it running.
+	go run ./hack/demo $(if $(filter 1,$(KEEP)),--keep)
+
 .PHONY: test
-test: manifests generate fmt vet envtest-assets ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
+test: manifests generate fmt vet envtest-assets kustomize helm ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test ./... -coverprofile cover.out
 
 .PHONY: envtest-assets

@@ -1,0 +1,64 @@
+-- Argo CD health check for downloads.pixxel.space/TaskDownload.
+-- Healthy: Ready and the current generation observed. Progressing: pending, refreshing or not yet
+-- observed. Degraded: Stalled or Failed (the user must act). Suspended: spec.suspend is true.
+local hs = {}
+
+if obj.spec ~= nil and obj.spec.suspend == true then
+  hs.status = "Suspended"
+  hs.message = "Reconciliation is suspended (spec.suspend)"
+  return hs
+end
+
+if obj.status == nil or obj.status.conditions == nil then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to handle the TaskDownload"
+  return hs
+end
+
+local generation = obj.metadata.generation
+local observed = obj.status.observedGeneration
+if generation ~= nil and (observed == nil or observed < generation) then
+  hs.status = "Progressing"
+  hs.message = "Waiting for the operator to observe the latest spec"
+  return hs
+end
+
+local ready, reconciling, stalled
+for _, c in ipairs(obj.status.conditions) do
+  if c.type == "Ready" then ready = c end
+  if c.type == "Reconciling" then reconciling = c end
+  if c.type == "Stalled" then stalled = c end
+end
+
+if (stalled ~= nil and stalled.status == "True") or obj.status.phase == "Failed" then
+  hs.status = "Degraded"
+  if stalled ~= nil then
+    hs.message = stalled.reason .. ": " .. stalled.message
+  elseif ready ~= nil then
+    hs.message = ready.reason .. ": " .. ready.message
+  else
+    hs.message = "The TaskDownload failed"
+  end
+  return hs
+end
+
+if ready ~= nil and ready.status == "True" then
+  if reconciling ~= nil and reconciling.status == "True" then
+    hs.status = "Progressing"
+    hs.message = "Refreshing the signed URL: " .. reconciling.message
+    return hs
+  end
+  hs.status = "Healthy"
+  hs.message = ready.message
+  return hs
+end
+
+hs.status = "Progressing"
+if reconciling ~= nil then
+  hs.message = reconciling.reason .. ": " .. reconciling.message
+elseif ready ~= nil then
+  hs.message = ready.reason .. ": " .. ready.message
+else
+  hs.message = "Waiting for the signed URL"
+end
+return hs
