@@ -87,6 +87,7 @@ func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOp
 	if err := mgr.Add(secretMeta); err != nil {
 		return err
 	}
+	r.SecretMeta = secretMeta
 	secretObj := &metav1.PartialObjectMetadata{}
 	secretObj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 

@@ -113,8 +113,8 @@ func (e *errTargetConflict) Error() string {
 		"delete or rename it, or choose another spec.target.name", e.kind, e.name)
 }
 
-// getTarget reads the TaskDownload's target from the cache. The cache holds only labelled objects, so a
-// miss is confirmed with a direct read before the object is taken as absent.
+// getTarget reads the TaskDownload's target from the cache, which holds only the objects the operator
+// labelled. A miss means absent or not ours: writeTarget's create tells which.
 func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (client.Object, error) {
 	kind, key, ok := targetKey(td)
 	if !ok {
@@ -122,9 +122,6 @@ func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1a
 	}
 	obj := newTargetObject(kind)
 	err := r.Get(ctx, key, obj)
-	if apierrors.IsNotFound(err) {
-		err = r.APIReader.Get(ctx, key, obj)
-	}
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
@@ -170,15 +167,22 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 			return err
 		}
 		err := r.Create(ctx, obj)
-		if apierrors.IsAlreadyExists(err) {
-			return &errTargetConflict{kind: kind, name: key.Name}
+		if err == nil {
+			return nil
 		}
-		if err != nil {
+		if !apierrors.IsAlreadyExists(err) {
 			return fmt.Errorf("creating %s %s: %w", kind, key.Name, err)
 		}
-		return nil
+		// It exists but is not in the cache: someone else's, or ours without its label.
+		existing = newTargetObject(kind)
+		if err := r.APIReader.Get(ctx, key, existing); err != nil {
+			return fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
+		}
+		if !metav1.IsControlledBy(existing, td) {
+			return &errTargetConflict{kind: kind, name: key.Name}
+		}
 	}
-	if maps.Equal(readData(existing), data) {
+	if maps.Equal(readData(existing), data) && existing.GetLabels()[LabelManagedBy] == ManagedByValue {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(existing.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})

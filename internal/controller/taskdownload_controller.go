@@ -21,7 +21,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"time"
 
@@ -62,9 +61,12 @@ var _ DownloadRequester = (*pixxel.Client)(nil)
 // TaskDownloadReconciler gets a signed URL for each TaskDownload and publishes it.
 type TaskDownloadReconciler struct {
 	client.Client
-	// APIReader reads API-key Secrets and confirms target misses without the cache, so that the
+	// APIReader reads API-key Secrets and confirms cached objects without the cache, so that the
 	// manager does not cache every Secret in the cluster.
 	APIReader client.Reader
+	// SecretMeta holds the metadata of Secrets (set up by SetupWithManager); it tells whether a
+	// remembered API key is still current.
+	SecretMeta client.Reader
 	Scheme    *runtime.Scheme
 	Recorder  events.EventRecorder
 	Pixxel    DownloadRequester
@@ -77,6 +79,10 @@ type TaskDownloadReconciler struct {
 	DefaultURLTTL time.Duration
 
 	backoff *pollBackoff
+	keys    apiKeys
+	// lastWritten holds, per object, the resourceVersion of the operator's last status write; a cached
+	// copy at another version may predate that write.
+	lastWritten sync.Map
 	// stalledOn remembers, per object, the inputs of a request that failed for good, so that the same
 	// request is not made again until the spec, the Secret or the requested-at annotation changes.
 	stalledOn sync.Map
@@ -133,6 +139,7 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if err := r.Status().Patch(ctx, td, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
 		}
+		r.lastWritten.Store(req.NamespacedName, td.ResourceVersion)
 		r.recordEvent(td, obs)
 	}
 	return wakeBeforeExpiry(td, result, now), nil
@@ -144,8 +151,8 @@ var errConfirmFromStore = errors.New("confirm TaskDownload from the API server")
 
 // reconcile runs the steps and reports what it saw. It returns an error only for Kubernetes API
 // failures, which controller-runtime retries with its own backoff, and errConfirmFromStore when it is
-// about to call the platform API on the strength of a cached object; fromStore says td was read from
-// the API server rather than the cache.
+// about to call the platform API on the strength of a cached object that may predate its own last
+// status write; fromStore says td was read from the API server rather than the cache.
 func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1alpha1.TaskDownload, fromStore bool) (observation, ctrl.Result, error) {
 	key := client.ObjectKeyFromObject(td)
 	if td.Spec.Suspend {
@@ -179,36 +186,11 @@ func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1a
 	}
 
 	if !fromStore {
-		return observation{}, ctrl.Result{}, errConfirmFromStore
+		if last, ok := r.lastWritten.Load(key); !ok || last != td.ResourceVersion {
+			return observation{}, ctrl.Result{}, errConfirmFromStore
+		}
 	}
 	return r.requestDownload(ctx, td, apiKey, inputs)
-}
-
-// readAPIKey reads the API key from the TaskDownload's Secret, without the cache. A missing Secret,
-// key or value is a failure the user must fix; the Secret watch brings the object back when they do.
-func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (key, version string, f *failure, err error) {
-	ref := td.Spec.APIKeySecretRef
-	dataKey := ref.Key
-	if dataKey == "" {
-		dataKey = DefaultAPIKeySecretKey
-	}
-	secret := &corev1.Secret{}
-	if err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: td.Namespace, Name: ref.Name}, secret); err != nil {
-		if apierrors.IsNotFound(err) {
-			return "", "", stalledFailure(ReasonSecretNotFound,
-				"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", ref.Name, td.Namespace), nil
-		}
-		return "", "", nil, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
-	}
-	value, ok := secret.Data[dataKey]
-	if !ok {
-		return "", "", stalledFailure(ReasonSecretKeyNotFound, "Secret %q has no key %q", ref.Name, dataKey), nil
-	}
-	key = strings.TrimSpace(string(value))
-	if key == "" {
-		return "", "", stalledFailure(ReasonSecretKeyEmpty, "Secret %q key %q is empty", ref.Name, dataKey), nil
-	}
-	return key, secret.ResourceVersion, nil, nil
 }
 
 // keepPublished checks a Ready TaskDownload whose spec has not changed. While its target still holds
@@ -396,4 +378,5 @@ func (r *TaskDownloadReconciler) recordEvent(td *downloadsv1alpha1.TaskDownload,
 func (r *TaskDownloadReconciler) forget(key types.NamespacedName) {
 	r.backoff.forget(key)
 	r.stalledOn.Delete(key)
+	r.lastWritten.Delete(key)
 }

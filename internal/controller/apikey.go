@@ -1,0 +1,101 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+)
+
+// apiKeys remembers API keys read from Secrets, by Secret and resourceVersion, so that polling
+// thousands of TaskDownloads that share one Secret reads it from the API server once per change rather
+// than once per poll. The Secret watch's metadata cache says which version is current.
+type apiKeys struct {
+	mu      sync.Mutex
+	secrets map[types.NamespacedName]cachedSecret
+}
+
+type cachedSecret struct {
+	resourceVersion string
+	values          map[string]string // only the keys TaskDownloads asked for
+}
+
+func (k *apiKeys) lookup(key types.NamespacedName, version, dataKey string) (string, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	s, ok := k.secrets[key]
+	if !ok || s.resourceVersion != version {
+		return "", false
+	}
+	v, ok := s.values[dataKey]
+	return v, ok
+}
+
+func (k *apiKeys) store(key types.NamespacedName, version, dataKey, value string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.secrets == nil {
+		k.secrets = map[types.NamespacedName]cachedSecret{}
+	}
+	s, ok := k.secrets[key]
+	if !ok || s.resourceVersion != version {
+		s = cachedSecret{resourceVersion: version, values: map[string]string{}}
+	}
+	s.values[dataKey] = value
+	k.secrets[key] = s
+}
+
+func (k *apiKeys) forget(key types.NamespacedName) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	delete(k.secrets, key)
+}
+
+// readAPIKey returns the API key from the TaskDownload's Secret and the Secret's resourceVersion. A
+// missing Secret, key or value is a failure the user must fix; the Secret watch brings the object back
+// when they do. The value is read from the API server only when the Secret changed since last read.
+func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (key, version string, f *failure, err error) {
+	ref := td.Spec.APIKeySecretRef
+	dataKey := ref.Key
+	if dataKey == "" {
+		dataKey = DefaultAPIKeySecretKey
+	}
+	name := types.NamespacedName{Namespace: td.Namespace, Name: ref.Name}
+
+	if r.SecretMeta != nil {
+		meta := &metav1.PartialObjectMetadata{}
+		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		if err := r.SecretMeta.Get(ctx, name, meta); err == nil {
+			if v, ok := r.keys.lookup(name, meta.ResourceVersion, dataKey); ok {
+				return v, meta.ResourceVersion, nil, nil
+			}
+		}
+	}
+
+	secret := &corev1.Secret{}
+	if err := r.APIReader.Get(ctx, name, secret); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.keys.forget(name)
+			return "", "", stalledFailure(ReasonSecretNotFound,
+				"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", ref.Name, td.Namespace), nil
+		}
+		return "", "", nil, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
+	}
+	value, ok := secret.Data[dataKey]
+	if !ok {
+		return "", "", stalledFailure(ReasonSecretKeyNotFound, "Secret %q has no key %q", ref.Name, dataKey), nil
+	}
+	key = strings.TrimSpace(string(value))
+	if key == "" {
+		return "", "", stalledFailure(ReasonSecretKeyEmpty, "Secret %q key %q is empty", ref.Name, dataKey), nil
+	}
+	r.keys.store(name, secret.ResourceVersion, dataKey, key)
+	return key, secret.ResourceVersion, nil, nil
+}
