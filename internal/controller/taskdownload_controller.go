@@ -67,10 +67,10 @@ type TaskDownloadReconciler struct {
 	// SecretMeta holds the metadata of Secrets (set up by SetupWithManager); it tells whether a
 	// remembered API key is still current.
 	SecretMeta client.Reader
-	Scheme    *runtime.Scheme
-	Recorder  events.EventRecorder
-	Pixxel    DownloadRequester
-	Clock     clock.PassiveClock
+	Scheme     *runtime.Scheme
+	Recorder   events.EventRecorder
+	Pixxel     DownloadRequester
+	Clock      clock.PassiveClock
 
 	// PollInterval is the first delay while a package is pending; it doubles up to MaxPollInterval.
 	PollInterval    time.Duration
