@@ -42,6 +42,12 @@ vet: ## Run go vet against code.
 demo: envtest-assets ## Run the operator end to end locally (control plane, fake API, samples); KEEP=1 keeps it running.
 	go run ./hack/demo $(if $(filter 1,$(KEEP)),--keep)
 
+N ?= 1000
+BENCH_ARGS ?=
+.PHONY: bench
+bench: envtest-assets ## Benchmark N TaskDownloads (default 1000) on envtest; prints a BENCH line, writes bench-result.json.
+	go run ./hack/bench -n $(N) $(BENCH_ARGS)
+
 .PHONY: test
 test: manifests generate fmt vet envtest-assets kustomize helm ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test ./... -coverprofile cover.out

@@ -42,6 +42,7 @@ func main() {
 	o := manager.DefaultOptions()
 	var (
 		metricsAddr, probeAddr, watchNamespaces string
+		pprofAddr                               string
 		metricsCertPath, metricsCertName        string
 		metricsCertKey                          string
 		enableLeaderElection, secureMetrics     bool
@@ -61,13 +62,14 @@ func main() {
 	flag.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Burst of platform API calls above --api-qps.")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
 		"TaskDownloads reconciled at once.")
-	flag.Float64Var(&kubeQPS, "kube-api-qps", 50, "Kubernetes API requests per second.")
-	flag.IntVar(&kubeBurst, "kube-api-burst", 100, "Burst of Kubernetes API requests above --kube-api-qps.")
+	flag.Float64Var(&kubeQPS, "kube-api-qps", 300, "Kubernetes API requests per second.")
+	flag.IntVar(&kubeBurst, "kube-api-burst", 600, "Burst of Kubernetes API requests above --kube-api-qps.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "", "The address to serve Go's pprof profiles on; empty disables it.")
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
 		"Enable leader election for controller manager. "+
 			"Enabling this will ensure there is only one active controller manager.")
@@ -105,6 +107,7 @@ func main() {
 	o.Manager = ctrl.Options{
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              "taskdownload-operator.pixxel.space",
 		LeaderElectionReleaseOnCancel: true,

@@ -80,8 +80,8 @@ type TaskDownloadReconciler struct {
 
 	backoff *pollBackoff
 	keys    apiKeys
-	// lastWritten holds, per object, the resourceVersion of the operator's last status write; a cached
-	// copy at another version may predate that write.
+	// lastWritten holds, per object, the resourceVersions before and after the operator's last status
+	// write (a statusWrite): a cached copy still at the version before predates that write.
 	lastWritten sync.Map
 	// stalledOn remembers, per object, the inputs of a request that failed for good, so that the same
 	// request is not made again until the spec, the Secret or the requested-at annotation changes.
@@ -112,6 +112,9 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 
 	before := td.DeepCopy()
 	obs, result, err := r.reconcile(ctx, td, false)
+	if errors.Is(err, errCacheBehind) {
+		return ctrl.Result{RequeueAfter: cacheCatchUp}, nil
+	}
 	if errors.Is(err, errConfirmFromStore) {
 		// The cache may not have seen our last status write yet; decide again on the stored object, so
 		// that a stale view never causes a duplicate call to the platform.
@@ -139,7 +142,7 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if err := r.Status().Patch(ctx, td, client.MergeFrom(before)); err != nil {
 			return ctrl.Result{}, fmt.Errorf("updating status: %w", err)
 		}
-		r.lastWritten.Store(req.NamespacedName, td.ResourceVersion)
+		r.lastWritten.Store(req.NamespacedName, statusWrite{from: before.ResourceVersion, to: td.ResourceVersion})
 		r.recordEvent(td, obs)
 	}
 	return wakeBeforeExpiry(td, result, now), nil
@@ -148,6 +151,15 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // errConfirmFromStore asks for the decision to be made again on the object as stored: the cached copy
 // may predate the operator's own last status write.
 var errConfirmFromStore = errors.New("confirm TaskDownload from the API server")
+
+// errCacheBehind says the cached copy is known to predate the operator's own last status write.
+var errCacheBehind = errors.New("cached TaskDownload is behind the operator's last write")
+
+// cacheCatchUp is how long to wait for the cache to see the operator's own write.
+const cacheCatchUp = 100 * time.Millisecond
+
+// statusWrite is the operator's last status write to an object: the resourceVersions before and after.
+type statusWrite struct{ from, to string }
 
 // reconcile runs the steps and reports what it saw. It returns an error only for Kubernetes API
 // failures, which controller-runtime retries with its own backoff, and errConfirmFromStore when it is
@@ -186,8 +198,18 @@ func (r *TaskDownloadReconciler) reconcile(ctx context.Context, td *downloadsv1a
 	}
 
 	if !fromStore {
-		if last, ok := r.lastWritten.Load(key); !ok || last != td.ResourceVersion {
-			return observation{}, ctrl.Result{}, errConfirmFromStore
+		// Only an object this process wrote can be behind in the cache; one it never wrote was listed
+		// or watched after any earlier write.
+		if v, ok := r.lastWritten.Load(key); ok {
+			switch w := v.(statusWrite); td.ResourceVersion {
+			case w.to:
+			case w.from:
+				// The cache has not caught up with our own write yet: come back shortly rather than
+				// add a read to an API server that is evidently busy.
+				return observation{}, ctrl.Result{}, errCacheBehind
+			default:
+				return observation{}, ctrl.Result{}, errConfirmFromStore
+			}
 		}
 	}
 	return r.requestDownload(ctx, td, apiKey, inputs)

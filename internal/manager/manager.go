@@ -62,7 +62,7 @@ func DefaultOptions() Options {
 		DefaultURLTTL:           time.Hour,
 		APIQPS:                  20,
 		APIBurst:                40,
-		MaxConcurrentReconciles: 16,
+		MaxConcurrentReconciles: 64,
 	}
 }
 

@@ -42,8 +42,9 @@ func AssetsDir() (string, error) {
 	return dir, nil
 }
 
-// Start starts kube-apiserver and etcd with the CRDs from config/crd/bases installed.
-func Start() (*envtest.Environment, *rest.Config, error) {
+// Start starts kube-apiserver and etcd with the CRDs from config/crd/bases installed. Options may
+// adjust the environment before it starts.
+func Start(opts ...func(*envtest.Environment)) (*envtest.Environment, *rest.Config, error) {
 	dir, err := AssetsDir()
 	if err != nil {
 		return nil, nil, err
@@ -52,6 +53,9 @@ func Start() (*envtest.Environment, *rest.Config, error) {
 		CRDDirectoryPaths:     []string{filepath.Join(RepoRoot(), "config", "crd", "bases")},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: dir,
+	}
+	for _, o := range opts {
+		o(env)
 	}
 	cfg, err := env.Start()
 	if err != nil {

@@ -1,0 +1,500 @@
+// Command bench measures the operator at scale on a real kube-apiserver + etcd (envtest) and a fake
+// platform endpoint: time until N TaskDownloads are Ready against the floor for the same work on the
+// same machine, platform API calls and Kubernetes writes per object, calls and writes while idle, and
+// the manager's peak RSS and CPU time. Run it with `make bench` (N=10000 for the large run).
+//
+// The summary is the last line, and is also written as JSON to bench-result.json:
+//
+//	BENCH n=1000 ready_s=4.2 floor_s=2.9 ratio=1.45 api_calls_per_obj=3.00 kube_writes_per_obj=3.0 ...
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+)
+
+// benchNS holds the measured TaskDownloads.
+const benchNS = "bench"
+
+// stateResources are the resources whose writes count as the operator's Kubernetes writes.
+var stateResources = map[string]bool{"taskdownloads": true, "configmaps": true, "secrets": true}
+
+type config struct {
+	n            int
+	latency      time.Duration
+	pending      int
+	poll         time.Duration
+	maxPoll      time.Duration
+	idle         time.Duration
+	floorWorkers int
+	out          string
+	managerArgs  string
+	managerLog   string
+}
+
+// Result is the bench's summary.
+type Result struct {
+	N                int     `json:"n"`
+	ReadyS           float64 `json:"ready_s"`
+	FloorS           float64 `json:"floor_s"`
+	FloorAPIS        float64 `json:"floor_api_s"`
+	FloorKubeS       float64 `json:"floor_kube_s"`
+	Ratio            float64 `json:"ratio"`
+	APICallsPerObj   float64 `json:"api_calls_per_obj"`
+	KubeWritesPerObj float64 `json:"kube_writes_per_obj"`
+	EventsPerObj     float64 `json:"events_per_obj"`
+	KubeReadsPerObj  float64 `json:"kube_reads_per_obj"`
+	IdleAPICalls     int     `json:"idle_api_calls"`
+	IdleKubeWrites   int     `json:"idle_kube_writes"`
+	RSSMiB           float64 `json:"rss_mib"`
+	CPUS             float64 `json:"cpu_s"`
+	Pending          int     `json:"pending"`
+	LatencyMS        int64   `json:"latency_ms"`
+	PollInterval     string  `json:"poll_interval"`
+	ManagerArgs      string  `json:"manager_args"`
+}
+
+func main() {
+	var c config
+	flag.IntVar(&c.n, "n", 1000, "number of TaskDownloads")
+	flag.DurationVar(&c.latency, "latency", 50*time.Millisecond, "fake API latency")
+	flag.IntVar(&c.pending, "pending", 2, "pending answers per task before ready")
+	flag.DurationVar(&c.poll, "poll-interval", 200*time.Millisecond, "manager --poll-interval")
+	flag.DurationVar(&c.maxPoll, "max-poll-interval", 5*time.Minute, "manager --max-poll-interval")
+	flag.DurationVar(&c.idle, "idle", 60*time.Second, "idle period watched after all are Ready")
+	flag.IntVar(&c.floorWorkers, "floor-workers", 16, "concurrent workers for the Kubernetes floor")
+	flag.StringVar(&c.out, "out", "bench-result.json", "where to write the JSON result")
+	// The fake has no rate limit of its own; the default --api-qps (20) protects a real API key and
+	// would make the run measure that limit instead of the operator.
+	flag.StringVar(&c.managerArgs, "manager-args", "--api-qps=1000 --api-burst=1000",
+		"extra manager flags, space-separated")
+	flag.StringVar(&c.managerLog, "manager-log", "", "keep the manager's log at this path")
+	flag.Parse()
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func logf(format string, args ...any) {
+	fmt.Printf("[%s] %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+}
+
+func run(c config) error {
+	ctx := context.Background()
+	root := envtestutil.RepoRoot()
+	work, err := os.MkdirTemp("", "taskdownload-bench-")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+
+	logf("building the manager")
+	managerBin := filepath.Join(work, "manager")
+	build := exec.Command("go", "build", "-o", managerBin, "./cmd")
+	build.Dir, build.Stdout, build.Stderr = root, os.Stdout, os.Stderr
+	if err := build.Run(); err != nil {
+		return fmt.Errorf("building the manager: %w", err)
+	}
+
+	logf("starting kube-apiserver + etcd")
+	env, cfg, err := envtestutil.Start(func(e *envtest.Environment) {
+		if path := os.Getenv("BENCH_APISERVER_LOG"); path != "" {
+			f, err := os.Create(path)
+			if err == nil {
+				e.ControlPlane.GetAPIServer().Out, e.ControlPlane.GetAPIServer().Err = f, f
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	unthrottled := rest.CopyConfig(cfg)
+	unthrottled.QPS, unthrottled.Burst = -1, 0
+	k8s, err := client.New(unthrottled, client.Options{Scheme: manager.NewScheme()})
+	if err != nil {
+		return err
+	}
+	clientset, err := kubernetes.NewForConfig(unthrottled)
+	if err != nil {
+		return err
+	}
+
+	fake := fakepixxel.New()
+	defer fake.Close()
+	fake.SetLatency(c.latency)
+	fake.SetDefaultPending(c.pending)
+	fake.KeepRequests(false)
+
+	logf("measuring the floor: %d ConfigMaps created and updated twice by %d unthrottled workers", c.n, c.floorWorkers)
+	floorKube, err := kubeFloor(ctx, k8s, c)
+	if err != nil {
+		return err
+	}
+	floorAPI := apiFloor(c)
+	logf("floor: kubernetes %.2fs, platform %.2fs", floorKube.Seconds(), floorAPI.Seconds())
+
+	kubeconfig, err := writeKubeconfig(env, work)
+	if err != nil {
+		return err
+	}
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: benchNS}}); err != nil {
+		return err
+	}
+	if err := k8s.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: "pixxel"},
+		StringData: map[string]string{"api-key": "bench-key"},
+	}); err != nil {
+		return err
+	}
+
+	args := make([]string, 0, 16)
+	args = append(args,
+		"--kubeconfig="+kubeconfig, "--api-url="+fake.URL,
+		"--poll-interval="+c.poll.String(), "--max-poll-interval="+c.maxPoll.String(),
+		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error")
+	args = append(args, strings.Fields(c.managerArgs)...)
+	logf("starting the manager: %s", strings.Join(args[1:], " "))
+	mgr := exec.Command(managerBin, args...)
+	logPath := filepath.Join(work, "manager.log")
+	if c.managerLog != "" {
+		logPath = c.managerLog
+	}
+	mgrLog, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	mgr.Stdout, mgr.Stderr = mgrLog, mgrLog
+	if err := mgr.Start(); err != nil {
+		return err
+	}
+	mgrExited := make(chan struct{})
+	go func() { _ = mgr.Wait(); close(mgrExited) }()
+	defer func() { _ = mgr.Process.Kill(); <-mgrExited }()
+	time.Sleep(3 * time.Second) // caches sync before the clock starts
+
+	readyCh, err := startReadyWatch(ctx, unthrottled, c.n)
+	if err != nil {
+		return err
+	}
+	before, err := kubeWrites(ctx, clientset)
+	if err != nil {
+		return err
+	}
+	logf("creating %d TaskDownloads with ConfigMap targets", c.n)
+	start := time.Now()
+	if err := parallel(c.n, c.floorWorkers, func(i int) error {
+		return k8s.Create(ctx, &downloadsv1alpha1.TaskDownload{
+			ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: fmt.Sprintf("td-%d", i)},
+			Spec: downloadsv1alpha1.TaskDownloadSpec{
+				WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
+				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel"},
+				Target:          &downloadsv1alpha1.Target{},
+			},
+		})
+	}); err != nil {
+		return err
+	}
+	if err := waitReady(readyCh, c.n, mgrExited); err != nil {
+		return fmt.Errorf("%w (manager log: %s)", err, tail(logPath))
+	}
+	ready := time.Since(start)
+	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
+	time.Sleep(time.Second) // let the last status writes and events land in the metrics
+	after, err := kubeWrites(ctx, clientset)
+	if err != nil {
+		return err
+	}
+	calls := fake.TotalCalls()
+
+	logf("watching a %s idle period", c.idle)
+	time.Sleep(c.idle)
+	idleEnd, err := kubeWrites(ctx, clientset)
+	if err != nil {
+		return err
+	}
+	rss, cpu, err := procStats(mgr.Process.Pid)
+	if err != nil {
+		return err
+	}
+
+	stateWrites := after.state - before.state - float64(c.n) // minus the bench's own creates
+	floor := max(floorKube, floorAPI)
+	r := Result{
+		N: c.n, ReadyS: round(ready.Seconds(), 2), FloorS: round(floor.Seconds(), 2),
+		FloorAPIS: round(floorAPI.Seconds(), 2), FloorKubeS: round(floorKube.Seconds(), 2),
+		Ratio:            round(ready.Seconds()/floor.Seconds(), 2),
+		APICallsPerObj:   round(float64(calls)/float64(c.n), 2),
+		KubeWritesPerObj: round(stateWrites/float64(c.n), 2),
+		EventsPerObj:     round((after.events-before.events)/float64(c.n), 2),
+		KubeReadsPerObj:  round((after.reads-before.reads)/float64(c.n), 2),
+		IdleAPICalls:     fake.TotalCalls() - calls,
+		IdleKubeWrites:   int(idleEnd.state - after.state + idleEnd.events - after.events),
+		RSSMiB:           round(rss, 0), CPUS: round(cpu, 1),
+		Pending: c.pending, LatencyMS: c.latency.Milliseconds(), PollInterval: c.poll.String(),
+		ManagerArgs: strings.Join(args[1:], " "),
+	}
+	data, _ := json.MarshalIndent(r, "", "  ")
+	if err := os.WriteFile(c.out, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("also: events_per_obj=%.2f kube_reads_per_obj=%.2f floor_api_s=%.2f floor_kube_s=%.2f\n",
+		r.EventsPerObj, r.KubeReadsPerObj, r.FloorAPIS, r.FloorKubeS)
+	fmt.Printf("BENCH n=%d ready_s=%.1f floor_s=%.1f ratio=%.2f api_calls_per_obj=%.2f kube_writes_per_obj=%.1f "+
+		"idle_api_calls=%d idle_kube_writes=%d rss_mib=%.0f cpu_s=%.1f\n",
+		r.N, r.ReadyS, r.FloorS, r.Ratio, r.APICallsPerObj, r.KubeWritesPerObj,
+		r.IdleAPICalls, r.IdleKubeWrites, r.RSSMiB, r.CPUS)
+	return nil
+}
+
+func round(v float64, digits int) float64 {
+	p := 1.0
+	for range digits {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// apiFloor is the least time a task takes on the fake: its pending answers spaced by the poll
+// backoff, plus each answer's latency.
+func apiFloor(c config) time.Duration {
+	d := time.Duration(c.pending+1) * c.latency
+	delay := c.poll
+	for range c.pending {
+		d += min(delay, c.maxPoll)
+		delay *= 2
+	}
+	return d
+}
+
+// kubeFloor times the minimum Kubernetes writes for N objects (create, then update twice) from
+// unthrottled concurrent workers: what this API server can take.
+func kubeFloor(ctx context.Context, k8s client.Client, c config) (time.Duration, error) {
+	if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "floor"}}); err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	err := parallel(c.n, c.floorWorkers, func(i int) error {
+		cm := &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("cm-%d", i)},
+			Data:       map[string]string{"STATUS": "pending"},
+		}
+		if err := k8s.Create(ctx, cm); err != nil {
+			return err
+		}
+		for _, status := range []string{"pending-2", "ready"} {
+			cm.Data["STATUS"] = status
+			if err := k8s.Update(ctx, cm); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	elapsed := time.Since(start)
+	if err != nil {
+		return 0, err
+	}
+	return elapsed, k8s.DeleteAllOf(ctx, &corev1.ConfigMap{}, client.InNamespace("floor"))
+}
+
+func parallel(n, workers int, f func(i int) error) error {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for range workers {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// startReadyWatch follows TaskDownloads with a watch (not repeated lists, so that the bench takes as
+// little as possible from the API server it measures), re-listing only when the server ends the watch,
+// and closes the returned channel once n are Ready.
+func startReadyWatch(ctx context.Context, cfg *rest.Config, n int) (<-chan struct{}, error) {
+	wc, err := client.NewWithWatch(cfg, client.Options{Scheme: manager.NewScheme()})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	isReady := func(td *downloadsv1alpha1.TaskDownload) bool {
+		return apimeta.IsStatusConditionTrue(td.Status.Conditions, downloadsv1alpha1.ConditionReady)
+	}
+	go func() {
+		ready := map[string]bool{}
+		for ctx.Err() == nil {
+			var list downloadsv1alpha1.TaskDownloadList
+			if err := wc.List(ctx, &list, client.InNamespace(benchNS)); err != nil {
+				time.Sleep(time.Second)
+				continue
+			}
+			for i := range list.Items {
+				if isReady(&list.Items[i]) {
+					ready[list.Items[i].Name] = true
+				}
+			}
+			if len(ready) == n {
+				close(done)
+				return
+			}
+			w, err := wc.Watch(ctx, &downloadsv1alpha1.TaskDownloadList{}, client.InNamespace(benchNS),
+				&client.ListOptions{Raw: &metav1.ListOptions{ResourceVersion: list.ResourceVersion}})
+			if err != nil {
+				continue
+			}
+			for ev := range w.ResultChan() {
+				if td, ok := ev.Object.(*downloadsv1alpha1.TaskDownload); ok && isReady(td) {
+					ready[td.Name] = true
+				}
+				if len(ready) == n {
+					w.Stop()
+					close(done)
+					return
+				}
+			}
+			w.Stop()
+		}
+	}()
+	return done, nil
+}
+
+func waitReady(done <-chan struct{}, n int, mgrExited <-chan struct{}) error {
+	select {
+	case <-done:
+		return nil
+	case <-mgrExited:
+		return errors.New("the manager exited")
+	case <-time.After(time.Duration(n)*50*time.Millisecond + 5*time.Minute):
+		return fmt.Errorf("not all %d TaskDownloads became Ready in time", n)
+	}
+}
+
+type writes struct{ state, events, reads float64 }
+
+// kubeWrites reads the API server's request counter: writes to TaskDownloads, ConfigMaps and Secrets
+// (state) and to Events, separately.
+func kubeWrites(ctx context.Context, cs *kubernetes.Clientset) (writes, error) {
+	raw, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return writes{}, err
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(bytes.NewReader(raw))
+	if err != nil {
+		return writes{}, err
+	}
+	var w writes
+	f := families["apiserver_request_total"]
+	if f == nil {
+		return w, errors.New("apiserver_request_total not found")
+	}
+	for _, m := range f.GetMetric() {
+		labels := map[string]string{}
+		for _, l := range m.GetLabel() {
+			labels[l.GetName()] = l.GetValue()
+		}
+		switch labels["verb"] {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		case "GET":
+			if stateResources[labels["resource"]] {
+				w.reads += m.GetCounter().GetValue()
+			}
+			continue
+		default:
+			continue
+		}
+		switch {
+		case labels["verb"] == "DELETE":
+			continue // the floor's clean-up
+		case stateResources[labels["resource"]]:
+			w.state += m.GetCounter().GetValue()
+		case labels["resource"] == "events":
+			w.events += m.GetCounter().GetValue()
+		}
+	}
+	return w, nil
+}
+
+// procStats returns a process's peak RSS in MiB and CPU time in seconds, from /proc.
+func procStats(pid int) (float64, float64, error) {
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	var rssKiB float64
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			rssKiB, _ = strconv.ParseFloat(strings.Fields(v)[0], 64)
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	const ticks = 100 // USER_HZ on Linux
+	return rssKiB / 1024, (utime + stime) / ticks, nil
+}
+
+func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
+	user, err := env.AddUser(envtest.User{Name: "bench-manager", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
+
+func tail(path string) string {
+	data, _ := os.ReadFile(path)
+	if len(data) > 2000 {
+		data = data[len(data)-2000:]
+	}
+	return string(data)
+}
