@@ -52,6 +52,10 @@ bench: envtest-assets ## Benchmark N TaskDownloads (default 1000) on envtest; pr
 test: manifests generate fmt vet envtest-assets kustomize helm ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test ./... -coverprofile cover.out
 
+.PHONY: test-chaos
+test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).
+	CHAOS_N=$${CHAOS_N:-1000} KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test -count=1 -v ./internal/chaostest/
+
 .PHONY: envtest-assets
 envtest-assets: ## Provide kube-apiserver and etcd for envtest (setup-envtest, else built from the Go module proxy).
 	@$(MAKE) --no-print-directory envtest >/dev/null 2>&1 || echo "setup-envtest could not be installed; building the envtest binaries instead"

@@ -22,6 +22,7 @@ import (
 	"flag"
 	"os"
 	"strings"
+	"time"
 
 	// Import all Kubernetes client auth plugins (e.g. Azure, GCP, OIDC, etc.)
 	// to ensure that exec-entrypoint and run can make use of them.
@@ -41,14 +42,15 @@ var setupLog = ctrl.Log.WithName("setup")
 func main() {
 	o := manager.DefaultOptions()
 	var (
-		metricsAddr, probeAddr, watchNamespaces string
-		pprofAddr                               string
-		metricsCertPath, metricsCertName        string
-		metricsCertKey                          string
-		enableLeaderElection, secureMetrics     bool
-		enableHTTP2                             bool
-		kubeQPS                                 float64
-		kubeBurst                               int
+		metricsAddr, probeAddr, watchNamespaces   string
+		pprofAddr, leaderElectionNamespace        string
+		leaseDuration, renewDeadline, retryPeriod time.Duration
+		metricsCertPath, metricsCertName          string
+		metricsCertKey                            string
+		enableLeaderElection, secureMetrics       bool
+		enableHTTP2                               bool
+		kubeQPS                                   float64
+		kubeBurst                                 int
 	)
 	flag.StringVar(&o.APIURL, "api-url", o.APIURL, "Base URL of the platform API.")
 	flag.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval,
@@ -73,6 +75,14 @@ func main() {
 	flag.BoolVar(&enableLeaderElection, "leader-elect", false,
 		"Enable leader election for controller manager. "+
 			"Enabling this will ensure there is only one active controller manager.")
+	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
+		"Namespace of the leader election Lease; defaults to the pod's namespace (required out of cluster).")
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second,
+		"How long standby replicas wait before taking over a lease that is not renewed.")
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+		"How long the leader retries renewing its lease before giving up leadership.")
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second,
+		"How often replicas try to acquire or renew the lease.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")
 	flag.StringVar(&metricsCertPath, "metrics-cert-path", "",
@@ -111,6 +121,10 @@ func main() {
 		LeaderElection:                enableLeaderElection,
 		LeaderElectionID:              "taskdownload-operator.pixxel.space",
 		LeaderElectionReleaseOnCancel: true,
+		LeaderElectionNamespace:       leaderElectionNamespace,
+		LeaseDuration:                 &leaseDuration,
+		RenewDeadline:                 &renewDeadline,
+		RetryPeriod:                   &retryPeriod,
 	}
 
 	cfg := ctrl.GetConfigOrDie()

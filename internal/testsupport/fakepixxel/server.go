@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -88,8 +89,12 @@ type Server struct {
 	now            func() time.Time
 	scripts        map[Task][]Response
 	calls          map[Task]int
+	faultedCalls   map[Task]int
+	totalCalls     int
 	requests       []Request
 	keepRequests   bool
+	faultRate      float64
+	faults         []Response
 }
 
 // New starts a server. Tasks without a script answer pending defaultPending times, then ready with a
@@ -101,6 +106,7 @@ func New() *Server {
 		now:            time.Now,
 		scripts:        map[Task][]Response{},
 		calls:          map[Task]int{},
+		faultedCalls:   map[Task]int{},
 		keepRequests:   true,
 	}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
@@ -119,6 +125,14 @@ func (s *Server) SetDefaultPending(n int) { s.mu.Lock(); s.defaultPending = n; s
 // SetURLTTL sets the lifetime written into generated URLs (X-Amz-Expires).
 func (s *Server) SetURLTTL(d time.Duration) { s.mu.Lock(); s.urlTTL = d; s.mu.Unlock() }
 
+// SetFaults makes a fraction rate (0 to 1) of all requests get one of faults, chosen at random, instead
+// of their scripted answer; a faulted request does not advance the task's script.
+func (s *Server) SetFaults(rate float64, faults ...Response) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faultRate, s.faults = rate, faults
+}
+
 // KeepRequests turns recording of individual requests on or off (counts are always kept); benchmarks
 // with many requests turn it off to keep memory flat.
 func (s *Server) KeepRequests(on bool) { s.mu.Lock(); s.keepRequests = on; s.mu.Unlock() }
@@ -130,6 +144,7 @@ func (s *Server) Script(t Task, responses ...Response) {
 	defer s.mu.Unlock()
 	s.scripts[t] = responses
 	s.calls[t] = 0
+	s.faultedCalls[t] = 0
 }
 
 // Requests returns the recorded requests, oldest first.
@@ -146,11 +161,7 @@ func (s *Server) Calls(t Task) int { s.mu.Lock(); defer s.mu.Unlock(); return s.
 func (s *Server) TotalCalls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.calls {
-		n += c
-	}
-	return n
+	return s.totalCalls
 }
 
 // SignedURLFor returns a fresh AWS SigV4-style signed URL for a task, valid for the server's URL TTL
@@ -188,6 +199,11 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	n := s.calls[task]
 	s.calls[task] = n + 1
+	s.totalCalls++
+	faulted := len(s.faults) > 0 && mathrand.Float64() < s.faultRate
+	if faulted {
+		s.faultedCalls[task]++
+	}
 	if s.keepRequests {
 		s.requests = append(s.requests, Request{
 			Method: r.Method, RawPath: r.URL.EscapedPath(), Task: task,
@@ -195,7 +211,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	wantKey, latency := s.apiKey, s.latency
-	resp := s.responseLocked(task, n)
+	var resp Response
+	if faulted {
+		resp = s.faults[mathrand.IntN(len(s.faults))]
+	} else {
+		resp = s.responseLocked(task, n-s.faultedCalls[task])
+	}
 	s.mu.Unlock()
 
 	if d := latency + resp.Delay; d > 0 {

@@ -1,0 +1,304 @@
+package chaostest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+)
+
+var (
+	env        *envtest.Environment
+	k8s        client.Client
+	kubeconfig string
+	managerBin string
+	workDir    string
+	nsCounter  atomic.Int64
+)
+
+// objects is how many TaskDownloads each scenario runs: CHAOS_N, or 200.
+func objects() int {
+	if n, err := strconv.Atoi(os.Getenv("CHAOS_N")); err == nil && n > 0 {
+		return n
+	}
+	return 200
+}
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	var err error
+	workDir, err = os.MkdirTemp("", "taskdownload-chaos-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(workDir) }()
+	managerBin = filepath.Join(workDir, "manager")
+	build := exec.Command("go", "build", "-o", managerBin, "./cmd")
+	build.Dir, build.Stdout, build.Stderr = envtestutil.RepoRoot(), os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building the manager:", err)
+		return 1
+	}
+	var cfg *rest.Config
+	env, cfg, err = envtestutil.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k8s, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	user, err := env.AddUser(envtest.User{Name: "manager", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	data, err := user.KubeConfig()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	kubeconfig = filepath.Join(workDir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, data, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+// process is one running manager.
+type process struct {
+	cmd    *exec.Cmd
+	exited chan struct{}
+	log    string
+}
+
+// startManager runs the manager binary for one namespace against api.
+func startManager(t *testing.T, name, namespace, api string, extra ...string) *process {
+	t.Helper()
+	logPath := filepath.Join(workDir, name+".log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{
+		"--kubeconfig=" + kubeconfig, "--api-url=" + api, "--watch-namespaces=" + namespace,
+		"--poll-interval=200ms", "--max-poll-interval=2s", "--request-timeout=1s",
+		"--api-qps=1000", "--api-burst=1000",
+		"--metrics-bind-address=0", "--health-probe-bind-address=0",
+	}, extra...)
+	cmd := exec.Command(managerBin, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &process{cmd: cmd, exited: make(chan struct{}), log: logPath}
+	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(p.exited) }()
+	t.Cleanup(p.kill)
+	return p
+}
+
+// kill ends the process with SIGKILL: no clean-up, no lease release.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	g := NewWithT(t)
+	ns := fmt.Sprintf("chaos-%d", nsCounter.Add(1))
+	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pixxel"},
+		StringData: map[string]string{"api-key": "chaos-key"},
+	})).To(Succeed())
+	return ns
+}
+
+func createTaskDownloads(t *testing.T, ns string, n int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var next atomic.Int64
+	for range 16 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				td := &downloadsv1alpha1.TaskDownload{
+					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("td-%d", i)},
+					Spec: downloadsv1alpha1.TaskDownloadSpec{
+						WorkflowID: downloadsv1alpha1.ResourceID(ns), JobID: "job",
+						TaskID:          downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
+						APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel"},
+						Target:          &downloadsv1alpha1.Target{},
+					},
+				}
+				if err := k8s.Create(context.Background(), td); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	NewWithT(t).Expect(failed.Load()).To(BeZero())
+}
+
+// countBy lists the namespace's TaskDownloads and counts those that pass.
+func countBy(g Gomega, ns string, pass func(*downloadsv1alpha1.TaskDownload) bool) int {
+	var list downloadsv1alpha1.TaskDownloadList
+	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	n := 0
+	for i := range list.Items {
+		if pass(&list.Items[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func isReady(td *downloadsv1alpha1.TaskDownload) bool {
+	return apimeta.IsStatusConditionTrue(td.Status.Conditions, downloadsv1alpha1.ConditionReady)
+}
+
+func waitAllReady(t *testing.T, ns string, n int, timeout time.Duration) {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(countBy(g, ns, isReady)).To(Equal(n))
+	}).WithTimeout(timeout).WithPolling(500 * time.Millisecond).Should(Succeed())
+}
+
+// checkPublished asserts every ConfigMap holds the URL its TaskDownload's status shows.
+func checkPublished(t *testing.T, ns string) {
+	t.Helper()
+	g := NewWithT(t)
+	var list downloadsv1alpha1.TaskDownloadList
+	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	for _, td := range list.Items {
+		cm := &corev1.ConfigMap{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: td.Name}, cm)).To(Succeed())
+		g.Expect(cm.Data["SIGNED_URL"]).To(Equal(td.Status.SignedURL), td.Name)
+		g.Expect(td.Status.SignedURL).NotTo(BeEmpty())
+	}
+}
+
+func TestRestartWhilePendingLosesNothing(t *testing.T) {
+	n := objects()
+	const pending = 3
+	ns := newNamespace(t)
+	fake := fakepixxel.New()
+	defer fake.Close()
+	fake.KeepRequests(false)
+	fake.SetDefaultPending(pending)
+	fake.SetLatency(20 * time.Millisecond)
+
+	first := startManager(t, "restart-1", ns, fake.URL)
+	createTaskDownloads(t, ns, n)
+	// Kill it once every object has been asked at least once and none is Ready yet.
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(countBy(g, ns, func(td *downloadsv1alpha1.TaskDownload) bool {
+			return td.Status.Phase == downloadsv1alpha1.PhasePending
+		})).To(Equal(n))
+	}).WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	first.kill()
+	t.Logf("killed the manager with %d pending objects after %d API calls", n, fake.TotalCalls())
+
+	startManager(t, "restart-2", ns, fake.URL)
+	waitAllReady(t, ns, n, 3*time.Minute)
+	checkPublished(t, ns)
+	perObject := float64(fake.TotalCalls()) / float64(n)
+	t.Logf("API calls per object: %.2f (pending %d)", perObject, pending)
+	NewWithT(t).Expect(perObject).To(BeNumerically("<=", pending+2))
+}
+
+func TestLeaderFailover(t *testing.T) {
+	n := objects()
+	ns := newNamespace(t)
+	// One fake per replica, so that calls show which replica made them.
+	fakeA, fakeB := fakepixxel.New(), fakepixxel.New()
+	defer fakeA.Close()
+	defer fakeB.Close()
+	for _, f := range []*fakepixxel.Server{fakeA, fakeB} {
+		f.KeepRequests(false)
+		f.SetDefaultPending(2)
+		f.SetLatency(20 * time.Millisecond)
+	}
+	election := []string{
+		"--leader-elect", "--leader-election-namespace=" + ns,
+		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
+	}
+	a := startManager(t, "leader-a", ns, fakeA.URL, election...)
+	// A takes the lease before B starts.
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(leaseHolder(ns)).NotTo(BeEmpty())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	startManager(t, "leader-b", ns, fakeB.URL, election...)
+
+	createTaskDownloads(t, ns, n)
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(countBy(g, ns, isReady)).To(BeNumerically(">=", n/4))
+	}).WithTimeout(2 * time.Minute).Should(Succeed())
+	NewWithT(t).Expect(fakeB.TotalCalls()).To(BeZero(), "only the leader calls the platform API")
+
+	killed := time.Now()
+	a.kill()
+	NewWithT(t).Eventually(fakeB.TotalCalls).WithTimeout(30*time.Second).Should(BeNumerically(">", 0),
+		"the standby takes over")
+	t.Logf("standby called the API %.1fs after the leader was killed (lease 4s)", time.Since(killed).Seconds())
+	waitAllReady(t, ns, n, 3*time.Minute)
+	checkPublished(t, ns)
+	// Each replica has its own fake, whose tasks start pending again: calls per object run higher here
+	// than against one shared platform.
+	t.Logf("API calls per object: %.2f", float64(fakeA.TotalCalls()+fakeB.TotalCalls())/float64(n))
+}
+
+func TestFaultSoakConverges(t *testing.T) {
+	n := objects()
+	const pending = 2
+	ns := newNamespace(t)
+	fake := fakepixxel.New()
+	defer fake.Close()
+	fake.KeepRequests(false)
+	fake.SetDefaultPending(pending)
+	fake.SetLatency(10 * time.Millisecond)
+	fake.SetFaults(0.2,
+		fakepixxel.Fail(500, "internal", "injected"),
+		fakepixxel.Response{HTTPStatus: 503, RetryAfter: "1"},
+		fakepixxel.Response{Reset: true},
+		fakepixxel.Response{Status: "ready", Delay: 1500 * time.Millisecond}, // past --request-timeout=1s
+	)
+
+	startManager(t, "soak", ns, fake.URL)
+	createTaskDownloads(t, ns, n)
+	waitAllReady(t, ns, n, 4*time.Minute)
+	checkPublished(t, ns)
+	perObject := float64(fake.TotalCalls()) / float64(n)
+	t.Logf("API calls per object with 20%% faults: %.2f (%d pending + 1 ready without faults)", perObject, pending)
+	// 3 useful calls at an 80 % success rate take 3.75 on average; a hot loop would take far more.
+	NewWithT(t).Expect(perObject).To(BeNumerically("<=", 5.5))
+}
