@@ -25,6 +25,7 @@ help: ## Display this help.
 .PHONY: manifests
 manifests: controller-gen ## Generate ClusterRole and CustomResourceDefinition objects.
 	"$(CONTROLLER_GEN)" rbac:roleName=manager-role crd paths="./..." output:crd:artifacts:config=config/crd/bases
+	hack/sync-chart-crds.sh
 
 .PHONY: generate
 generate: controller-gen ## Generate code containing DeepCopy, DeepCopyInto, and DeepCopyObject method implementations.
@@ -64,9 +65,9 @@ envtest-assets: ## Provide kube-apiserver and etcd for envtest (setup-envtest, e
 .PHONY: verify
 verify: manifests generate ## Fail if generated files (CRDs, RBAC, deepcopy) or go.mod/go.sum are stale.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config go.mod go.sum)" ]; then \
+	@if [ -n "$$(git status --porcelain -- api config dist go.mod go.sum)" ]; then \
 		echo "Generated files are stale. Run 'make manifests generate' and 'go mod tidy', then commit:"; \
-		git status --porcelain -- api config go.mod go.sum; \
+		git status --porcelain -- api config dist go.mod go.sum; \
 		exit 1; \
 	fi
 

@@ -209,7 +209,9 @@ func checkPublished(t *testing.T, ns string) {
 
 func TestRestartWhilePendingLosesNothing(t *testing.T) {
 	n := objects()
-	const pending = 3
+	// Pending long enough (0.2+0.4+0.8+1.6+3.2 s) that every object is still pending when the last of
+	// them has first been asked.
+	const pending = 5
 	ns := newNamespace(t)
 	fake := fakepixxel.New()
 	defer fake.Close()
