@@ -40,6 +40,9 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
+// apiKeySecret holds the (fake) API key.
+const apiKeySecret = "pixxel"
+
 // benchNS holds the measured TaskDownloads.
 const benchNS = "bench"
 
@@ -178,7 +181,7 @@ func run(c config) error {
 		return err
 	}
 	if err := k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: "pixxel"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: apiKeySecret},
 		StringData: map[string]string{"api-key": "bench-key"},
 	}); err != nil {
 		return err
@@ -224,7 +227,7 @@ func run(c config) error {
 			ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: fmt.Sprintf("td-%d", i)},
 			Spec: downloadsv1alpha1.TaskDownloadSpec{
 				WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
-				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel"},
+				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: apiKeySecret},
 				Target:          &downloadsv1alpha1.Target{},
 			},
 		})
@@ -351,7 +354,7 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("td-%d", i)},
 			Spec: downloadsv1alpha1.TaskDownloadSpec{
 				WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
-				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel"},
+				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: apiKeySecret},
 				Target:          &downloadsv1alpha1.Target{},
 			},
 		}
