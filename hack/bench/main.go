@@ -173,7 +173,7 @@ func run(c config) error {
 	}
 	logf("same-work floor: %.2fs", floorSame.Seconds())
 
-	kubeconfig, err := writeKubeconfig(env, work)
+	kubeconfig, err := envtestutil.WriteKubeconfig(env, work, "bench-manager")
 	if err != nil {
 		return err
 	}
@@ -535,19 +535,6 @@ func procStats(pid int) (float64, float64, error) {
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	const ticks = 100 // USER_HZ on Linux
 	return rssKiB / 1024, (utime + stime) / ticks, nil
-}
-
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "bench-manager", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
 }
 
 func tail(path string) string {

@@ -28,7 +28,6 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -129,7 +128,7 @@ func run(ctx context.Context, keep bool, timeout time.Duration) error {
 	}
 
 	if keep {
-		kubeconfig, err := writeKubeconfig(env, workDir)
+		kubeconfig, err := envtestutil.WriteKubeconfig(env, workDir, "demo")
 		if err != nil {
 			return err
 		}
@@ -358,17 +357,4 @@ func redacted(u string) string {
 		return ""
 	}
 	return pixxel.RedactURL(u) + "?…(signature hidden)"
-}
-
-func writeKubeconfig(env *envtest.Environment, dir string) (string, error) {
-	user, err := env.AddUser(envtest.User{Name: "demo", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return "", err
-	}
-	data, err := user.KubeConfig()
-	if err != nil {
-		return "", err
-	}
-	path := filepath.Join(dir, "kubeconfig")
-	return path, os.WriteFile(path, data, 0o600)
 }

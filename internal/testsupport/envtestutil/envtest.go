@@ -63,3 +63,18 @@ func Start(opts ...func(*envtest.Environment)) (*envtest.Environment, *rest.Conf
 	}
 	return env, cfg, nil
 }
+
+// WriteKubeconfig adds a cluster-admin user to the environment and writes its kubeconfig into dir,
+// for processes (a manager binary, kubectl) that talk to the test API server.
+func WriteKubeconfig(env *envtest.Environment, dir, user string) (string, error) {
+	u, err := env.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	data, err := u.KubeConfig()
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(dir, "kubeconfig")
+	return path, os.WriteFile(path, data, 0o600)
+}
