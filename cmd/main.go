@@ -21,6 +21,7 @@ import (
 	"crypto/tls"
 	"flag"
 	"os"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -95,6 +96,13 @@ func main() {
 	flag.Parse()
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	// The manager's heap is mostly long-lived informer caches, and at Go's default GOGC=100 garbage may
+	// grow to their size again before a collection. At 50 the peak RSS with 10,000 TaskDownloads fell
+	// from 177 to 148 MiB for about 4 % more CPU (docs/benchmarks.md). GOGC in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 
 	var tlsOpts []func(*tls.Config)
 	if !enableHTTP2 {
