@@ -16,27 +16,6 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
-// startTaskDownload creates a Secret and a TaskDownload for a new task, scripted with script's answers.
-func startTaskDownload(t *testing.T, script func(task fakepixxel.Task) []fakepixxel.Response) (*downloadsv1alpha1.TaskDownload, fakepixxel.Task) {
-	t.Helper()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	fake.Script(task, script(task)...)
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	NewWithT(t).Expect(k8s.Create(context.Background(), td)).To(Succeed())
-	return td, task
-}
-
-// answers scripts fixed answers.
-func answers(responses ...fakepixxel.Response) func(fakepixxel.Task) []fakepixxel.Response {
-	return func(fakepixxel.Task) []fakepixxel.Response { return responses }
-}
-
-func readyURL(task fakepixxel.Task) fakepixxel.Response {
-	return fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour))
-}
-
 // The rows of the error taxonomy whose answer is retried later: each shows its reason while waiting
 // and recovers on its own once the platform answers ready.
 func TestTransientFailuresRecover(t *testing.T) {

@@ -27,14 +27,10 @@ func TestShortLivedURLIsReplacedBeforeItExpires(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
 	// SigV4 URLs carry whole seconds; 6 s lives long enough to see the refresh at two thirds (4 s).
-	fake.Script(task, shortLived(task, 6*time.Second))
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Target = &downloadsv1alpha1.Target{}
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{shortLived(task, 6*time.Second)}
+	}, withTarget(downloadsv1alpha1.Target{}))
 
 	first := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 	g.Expect(first.Status.ExpiresAt).NotTo(BeNil(), "the expiry is read from X-Amz-Date + X-Amz-Expires")
@@ -60,15 +56,12 @@ func TestShortLivedURLIsReplacedBeforeItExpires(t *testing.T) {
 func TestRefreshBeforeOverridesTwoThirds(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	fake.Script(task, shortLived(task, 8*time.Second))
-	td := newTaskDownload(ns, "scene", "pixxel", task)
 	// Two thirds would refresh after ~5.3 s; refreshBefore 7s refreshes after ~1 s.
-	td.Spec.RefreshBefore = &metav1.Duration{Duration: 7 * time.Second}
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{shortLived(task, 8*time.Second)}
+	}, func(td *downloadsv1alpha1.TaskDownload) {
+		td.Spec.RefreshBefore = &metav1.Duration{Duration: 7 * time.Second}
+	})
 	first := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(4 * time.Second).Should(Equal(2))
 	g.Expect(time.Since(first.Status.LastRequestTime.Time)).To(BeNumerically("<", 4*time.Second))
@@ -78,14 +71,11 @@ func TestExpiredURLIsRemoved(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
 	// One short-lived URL, then the platform stays pending: no new URL arrives in time.
-	fake.Script(task, shortLived(task, 3*time.Second), fakepixxel.Pending())
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Target = &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret}
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{shortLived(task, 3*time.Second), fakepixxel.Pending()}
+	}, withTarget(downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret}))
+	ns := td.Namespace
 	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 
 	// While refreshing, Ready stays True and the URL stays published.

@@ -189,3 +189,34 @@ func hasCondition(condType string, status metav1.ConditionStatus, reason string)
 		g.Expect(cur.Status.ObservedGeneration).To(Equal(cur.Generation))
 	}
 }
+
+// startTaskDownload creates a namespace, its API-key Secret and a TaskDownload "scene" for a new task
+// scripted with script's answers; edits adjust the TaskDownload before it is created.
+func startTaskDownload(t *testing.T, script func(task fakepixxel.Task) []fakepixxel.Response,
+	edits ...func(*downloadsv1alpha1.TaskDownload)) (*downloadsv1alpha1.TaskDownload, fakepixxel.Task) {
+	t.Helper()
+	ns := newNamespace(t)
+	createAPIKeySecret(t, ns, "pixxel")
+	task := uniqueTask()
+	fake.Script(task, script(task)...)
+	td := newTaskDownload(ns, "scene", "pixxel", task)
+	for _, edit := range edits {
+		edit(td)
+	}
+	NewWithT(t).Expect(k8s.Create(context.Background(), td)).To(Succeed())
+	return td, task
+}
+
+// answers scripts fixed answers.
+func answers(responses ...fakepixxel.Response) func(fakepixxel.Task) []fakepixxel.Response {
+	return func(fakepixxel.Task) []fakepixxel.Response { return responses }
+}
+
+func readyURL(task fakepixxel.Task) fakepixxel.Response {
+	return fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour))
+}
+
+// withTarget sets spec.target.
+func withTarget(target downloadsv1alpha1.Target) func(*downloadsv1alpha1.TaskDownload) {
+	return func(td *downloadsv1alpha1.TaskDownload) { td.Spec.Target = &target }
+}

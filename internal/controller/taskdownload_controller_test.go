@@ -18,16 +18,12 @@ import (
 
 func TestPendingThenReadyPublishesInStatus(t *testing.T) {
 	g := NewWithT(t)
-	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
+	var url string
 	// Long enough pending to observe the Pending state, then ready.
-	fake.Script(task, fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Ready(url))
-
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		url = fakepixxel.SignedURL(task, time.Now(), time.Hour)
+		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Ready(url)}
+	})
 
 	pending := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, "Pending"))
 	g.Expect(pending.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
@@ -71,15 +67,13 @@ func requestsFor(task fakepixxel.Task) []fakepixxel.Request {
 func TestReadyPublishesToConfigMap(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
-	fake.Script(task, fakepixxel.Pending(), fakepixxel.Ready(url))
-
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Target = &downloadsv1alpha1.Target{} // kind defaults to ConfigMap, name to the TaskDownload's
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	var url string
+	// kind defaults to ConfigMap, name to the TaskDownload's
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		url = fakepixxel.SignedURL(task, time.Now(), time.Hour)
+		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Ready(url)}
+	}, withTarget(downloadsv1alpha1.Target{}))
+	ns := td.Namespace
 
 	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
 	g.Expect(ready.Spec.Target.Kind).To(Equal(downloadsv1alpha1.TargetConfigMap))
@@ -97,15 +91,12 @@ func TestReadyPublishesToConfigMap(t *testing.T) {
 func TestReadyPublishesToSecretOnly(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
-	fake.Script(task, fakepixxel.Pending(), fakepixxel.Ready(url))
-
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Target = &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "scene-url"}
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	var url string
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		url = fakepixxel.SignedURL(task, time.Now(), time.Hour)
+		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Ready(url)}
+	}, withTarget(downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "scene-url"}))
+	ns := td.Namespace
 
 	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
 	g.Expect(ready.Status.SignedURL).To(BeEmpty(), "a signed URL is a bearer credential: not in status for Secret targets")
@@ -132,15 +123,12 @@ func TestReadyPublishesToSecretOnly(t *testing.T) {
 func TestDeletedConfigMapIsRestoredWithoutAPICall(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	url := fakepixxel.SignedURL(task, time.Now(), time.Hour)
-	fake.Script(task, fakepixxel.Ready(url))
-
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Target = &downloadsv1alpha1.Target{Name: "scene-url"}
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	var url string
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		url = fakepixxel.SignedURL(task, time.Now(), time.Hour)
+		return []fakepixxel.Response{fakepixxel.Ready(url)}
+	}, withTarget(downloadsv1alpha1.Target{Name: "scene-url"}))
+	ns := td.Namespace
 	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
 
 	key := client.ObjectKey{Namespace: ns, Name: "scene-url"}
@@ -166,14 +154,9 @@ func TestDeletedConfigMapIsRestoredWithoutAPICall(t *testing.T) {
 func TestNoOpReconcileWritesNothing(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	fake.Script(task, fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour)))
-
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Target = &downloadsv1alpha1.Target{}
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{readyURL(task)}
+	}, withTarget(downloadsv1alpha1.Target{}))
 	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
 	cm := &corev1.ConfigMap{}
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), cm)).To(Succeed())
