@@ -73,9 +73,7 @@ func run(ctx context.Context, keep bool, timeout time.Duration) error {
 	defer func() {
 		step("Cleaning up")
 		_ = env.Stop()
-		if !keep {
-			_ = os.RemoveAll(workDir)
-		}
+		_ = os.RemoveAll(workDir) // the kubeconfig and logs are of no use once the control plane is gone
 	}()
 
 	real := os.Getenv("PIXXEL_API_KEY") != ""
