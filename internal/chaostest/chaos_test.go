@@ -120,6 +120,17 @@ func (p *process) kill() {
 	<-p.exited
 }
 
+// newFake starts a fake platform endpoint for many tasks: unscripted tasks answer pending that many
+// times, then ready; requests are counted, not kept.
+func newFake(t *testing.T, pending int, latency time.Duration) *fakepixxel.Server {
+	f := fakepixxel.New()
+	t.Cleanup(f.Close)
+	f.KeepRequests(false)
+	f.SetDefaultPending(pending)
+	f.SetLatency(latency)
+	return f
+}
+
 func newNamespace(t *testing.T) string {
 	t.Helper()
 	g := NewWithT(t)
@@ -203,11 +214,7 @@ func TestRestartWhilePendingLosesNothing(t *testing.T) {
 	// them has first been asked.
 	const pending = 5
 	ns := newNamespace(t)
-	fake := fakepixxel.New()
-	defer fake.Close()
-	fake.KeepRequests(false)
-	fake.SetDefaultPending(pending)
-	fake.SetLatency(20 * time.Millisecond)
+	fake := newFake(t, pending, 20*time.Millisecond)
 
 	first := startManager(t, "restart-1", ns, fake.URL)
 	createTaskDownloads(t, ns, n)
@@ -232,14 +239,7 @@ func TestLeaderFailover(t *testing.T) {
 	n := objects()
 	ns := newNamespace(t)
 	// One fake per replica, so that calls show which replica made them.
-	fakeA, fakeB := fakepixxel.New(), fakepixxel.New()
-	defer fakeA.Close()
-	defer fakeB.Close()
-	for _, f := range []*fakepixxel.Server{fakeA, fakeB} {
-		f.KeepRequests(false)
-		f.SetDefaultPending(2)
-		f.SetLatency(20 * time.Millisecond)
-	}
+	fakeA, fakeB := newFake(t, 2, 20*time.Millisecond), newFake(t, 2, 20*time.Millisecond)
 	election := []string{
 		"--leader-elect", "--leader-election-namespace=" + ns,
 		"--leader-elect-lease-duration=4s", "--leader-elect-renew-deadline=3s", "--leader-elect-retry-period=500ms",
@@ -273,11 +273,7 @@ func TestFaultSoakConverges(t *testing.T) {
 	n := objects()
 	const pending = 2
 	ns := newNamespace(t)
-	fake := fakepixxel.New()
-	defer fake.Close()
-	fake.KeepRequests(false)
-	fake.SetDefaultPending(pending)
-	fake.SetLatency(10 * time.Millisecond)
+	fake := newFake(t, pending, 10*time.Millisecond)
 	fake.SetFaults(0.2,
 		fakepixxel.Fail(500, "internal", "injected"),
 		fakepixxel.Response{HTTPStatus: 503, RetryAfter: "1"},

@@ -13,7 +13,6 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
 // argoHealth runs config/argocd/health.lua the way Argo CD does: the object as a Lua table in the
@@ -83,20 +82,14 @@ func TestArgoCDHealthCheck(t *testing.T) {
 		g.Expect(status).To(Equal("Progressing"))
 	})
 
-	td, _ := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
-		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), readyURL(task)}
-	})
-	pending := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
+	pending, ready, failed := lifecycle(t)
 	status, msg := argoHealth(g, pending)
 	g.Expect(status).To(Equal("Progressing"))
 	g.Expect(msg).To(ContainSubstring("preparing the package"))
 
-	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 	status, _ = argoHealth(g, ready)
 	g.Expect(status).To(Equal("Healthy"))
 
-	bad, _ := startTaskDownload(t, answers(fakepixxel.Fail(400, "bad_request", "unknown task")))
-	failed := waitFor(t, bad, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonBadRequest))
 	status, msg = argoHealth(g, failed)
 	g.Expect(status).To(Equal("Degraded"))
 	g.Expect(msg).To(ContainSubstring("unknown task"))

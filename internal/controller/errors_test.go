@@ -89,10 +89,7 @@ func TestBadRequestStallsUntilUserActs(t *testing.T) {
 
 	// So does a change to the Secret; this time the platform answers ready.
 	fake.Script(task, readyURL(task))
-	secret := &corev1.Secret{}
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: td.Namespace, Name: "pixxel"}, secret)).To(Succeed())
-	secret.StringData = map[string]string{"api-key": apiKey + "-rotated"}
-	g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+	setAPIKey(t, td.Namespace, apiKey+"-rotated")
 	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 	g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
@@ -126,17 +123,13 @@ func TestAuthAndNotFoundRetryAtMaxPollInterval(t *testing.T) {
 func TestForbiddenRetriesAtOnceWhenSecretChanges(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	ctx := context.Background()
 	td, task := startTaskDownload(t, answers(fakepixxel.Fail(403, "forbidden", "key revoked")))
 	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonForbidden))
 	g.Expect(fake.Calls(task)).To(Equal(1))
 
 	fake.Script(task, readyURL(task))
-	secret := &corev1.Secret{}
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: td.Namespace, Name: "pixxel"}, secret)).To(Succeed())
-	secret.StringData = map[string]string{"api-key": "new-key"}
 	start := time.Now()
-	g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+	setAPIKey(t, td.Namespace, "new-key")
 	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 	g.Expect(time.Since(start)).To(BeNumerically("<", 1500*time.Millisecond), "well before --max-poll-interval")
 	reqs := requestsFor(task)
@@ -245,13 +238,9 @@ func TestSuspendStopsAPICalls(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	ctx := context.Background()
-	ns := newNamespace(t)
-	createAPIKeySecret(t, ns, "pixxel")
-	task := uniqueTask()
-	fake.Script(task, readyURL(task))
-	td := newTaskDownload(ns, "scene", "pixxel", task)
-	td.Spec.Suspend = true
-	g.Expect(k8s.Create(ctx, td)).To(Succeed())
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{readyURL(task)}
+	}, func(td *downloadsv1alpha1.TaskDownload) { td.Spec.Suspend = true })
 
 	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonSuspended))
 	g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(time.Second).Should(BeZero())

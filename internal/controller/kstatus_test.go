@@ -5,14 +5,11 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
 // computeKstatus is what Flux, Argo CD's kstatus-based checks and `kubectl wait` style tools see.
@@ -40,16 +37,8 @@ func TestKstatusFollowsTheLifecycle(t *testing.T) {
 		g.Expect(computeKstatus(g, td)).To(Equal(kstatus.InProgressStatus))
 	})
 
-	td, _ := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
-		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), readyURL(task)}
-	})
-	pending := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
+	pending, ready, failed := lifecycle(t)
 	g.Expect(computeKstatus(g, pending)).To(Equal(kstatus.InProgressStatus))
-
-	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
 	g.Expect(computeKstatus(g, ready)).To(Equal(kstatus.CurrentStatus))
-
-	bad, _ := startTaskDownload(t, answers(fakepixxel.Fail(400, "bad_request", "unknown task")))
-	failed := waitFor(t, bad, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonBadRequest))
 	g.Expect(computeKstatus(g, failed)).To(Equal(kstatus.FailedStatus))
 }

@@ -21,6 +21,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
@@ -219,4 +220,28 @@ func readyURL(task fakepixxel.Task) fakepixxel.Response {
 // withTarget sets spec.target.
 func withTarget(target downloadsv1alpha1.Target) func(*downloadsv1alpha1.TaskDownload) {
 	return func(td *downloadsv1alpha1.TaskDownload) { td.Spec.Target = &target }
+}
+
+// lifecycle drives TaskDownloads through the states tools judge health by and returns each as the
+// operator left it: pending, then Ready (the same object), and failed on a 400.
+func lifecycle(t *testing.T) (pending, ready, failed *downloadsv1alpha1.TaskDownload) {
+	t.Helper()
+	td, _ := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), readyURL(task)}
+	})
+	pending = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
+	ready = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	bad, _ := startTaskDownload(t, answers(fakepixxel.Fail(400, "bad_request", "unknown task")))
+	failed = waitFor(t, bad, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonBadRequest))
+	return pending, ready, failed
+}
+
+// setAPIKey replaces the API key in the namespace's "pixxel" Secret.
+func setAPIKey(t *testing.T, ns, key string) {
+	t.Helper()
+	g := NewWithT(t)
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "pixxel"}, secret)).To(Succeed())
+	secret.StringData = map[string]string{"api-key": key}
+	g.Expect(k8s.Update(context.Background(), secret)).To(Succeed())
 }
