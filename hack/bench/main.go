@@ -10,14 +10,18 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -195,6 +199,9 @@ func run(c config) error {
 		"--kubeconfig="+kubeconfig, "--api-url="+fake.URL,
 		"--poll-interval="+c.poll.String(), "--max-poll-interval="+c.maxPoll.String(),
 		"--metrics-bind-address=0", "--health-probe-bind-address=0", "--zap-log-level=error")
+	if os.Getenv("BENCH_MANAGER_PROFILE") != "" {
+		args = append(args, "--pprof-bind-address="+managerPprofAddr)
+	}
 	args = append(args, strings.Fields(c.managerArgs)...)
 	logf("starting the manager: %s", strings.Join(args[1:], " "))
 	mgr := exec.Command(managerBin, args...)
@@ -219,11 +226,18 @@ func run(c config) error {
 	if err != nil {
 		return err
 	}
+	cpuBefore := controlPlaneCPU()
 	before, err := kubeWrites(ctx, clientset)
 	if err != nil {
 		return err
 	}
 	logf("creating %d TaskDownloads with ConfigMap targets", c.n)
+	if path := os.Getenv("BENCH_APISERVER_PROFILE"); path != "" {
+		go profileAPIServer(ctx, clientset, path)
+	}
+	if path := os.Getenv("BENCH_MANAGER_PROFILE"); path != "" {
+		go profileManager(path)
+	}
 	start := time.Now()
 	if err := parallel(c.n, c.floorWorkers, func(i int) error {
 		return k8s.Create(ctx, &downloadsv1alpha1.TaskDownload{
@@ -241,6 +255,9 @@ func run(c config) error {
 		return fmt.Errorf("%w (manager log: %s)", err, tail(logPath))
 	}
 	ready := time.Since(start)
+	cpuAfter := controlPlaneCPU()
+	logf("CPU seconds while getting Ready: kube-apiserver %.1f, etcd %.1f",
+		cpuAfter["kube-apiserver"]-cpuBefore["kube-apiserver"], cpuAfter["etcd"]-cpuBefore["etcd"])
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
 	time.Sleep(time.Second) // let the last status writes and events land in the metrics
 	after, err := kubeWrites(ctx, clientset)
@@ -248,6 +265,7 @@ func run(c config) error {
 		return err
 	}
 	calls := fake.TotalCalls()
+	logf("API server requests while getting Ready (the bench's own included):\n%s", requestsBetween(before, after))
 
 	logf("watching a %s idle period", c.idle)
 	time.Sleep(c.idle)
@@ -471,7 +489,31 @@ func waitReady(done <-chan struct{}, n int, mgrExited <-chan struct{}) error {
 	}
 }
 
-type writes struct{ state, events, reads float64 }
+type writes struct {
+	state, events, reads float64
+	// all counts every request by verb, resource, subresource and code.
+	all map[string]float64
+}
+
+// requestsBetween lists the requests made between two readings, most frequent first.
+func requestsBetween(before, after writes) string {
+	type row struct {
+		key string
+		n   float64
+	}
+	var rows []row
+	for k, v := range after.all {
+		if d := v - before.all[k]; d > 0 {
+			rows = append(rows, row{k, d})
+		}
+	}
+	slices.SortFunc(rows, func(a, b row) int { return cmp.Compare(b.n, a.n) })
+	var sb strings.Builder
+	for _, r := range rows {
+		fmt.Fprintf(&sb, "  %6.0f %s\n", r.n, r.key)
+	}
+	return sb.String()
+}
 
 // kubeWrites reads the API server's request counter: writes to TaskDownloads, ConfigMaps and Secrets
 // (state) and to Events, separately.
@@ -490,11 +532,14 @@ func kubeWrites(ctx context.Context, cs *kubernetes.Clientset) (writes, error) {
 	if f == nil {
 		return w, errors.New("apiserver_request_total not found")
 	}
+	w.all = map[string]float64{}
 	for _, m := range f.GetMetric() {
 		labels := map[string]string{}
 		for _, l := range m.GetLabel() {
 			labels[l.GetName()] = l.GetValue()
 		}
+		w.all[strings.TrimRight(fmt.Sprintf("%s %s/%s %s", labels["verb"], labels["resource"], labels["subresource"], labels["code"]), " ")] +=
+			m.GetCounter().GetValue()
 		switch labels["verb"] {
 		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
 		case "GET":
@@ -515,6 +560,37 @@ func kubeWrites(ctx context.Context, cs *kubernetes.Clientset) (writes, error) {
 		}
 	}
 	return w, nil
+}
+
+// controlPlaneCPU returns the CPU seconds used so far by this process's kube-apiserver and etcd
+// children, by command name.
+func controlPlaneCPU() map[string]float64 {
+	out := map[string]float64{}
+	self := os.Getpid()
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
+		if open < 0 || end < open {
+			continue
+		}
+		name := string(stat[open+1 : end])
+		fields := strings.Fields(string(stat[end+2:]))
+		if ppid, _ := strconv.Atoi(fields[1]); ppid != self || (name != "kube-apiserver" && name != "etcd") {
+			continue
+		}
+		utime, _ := strconv.ParseFloat(fields[11], 64)
+		stime, _ := strconv.ParseFloat(fields[12], 64)
+		out[name] += (utime + stime) / 100
+	}
+	return out
 }
 
 // procStats returns a process's peak RSS in MiB and CPU time in seconds, from /proc.
@@ -538,6 +614,37 @@ func procStats(pid int) (float64, float64, error) {
 	stime, _ := strconv.ParseFloat(fields[12], 64)
 	const ticks = 100 // USER_HZ on Linux
 	return rssKiB / 1024, (utime + stime) / ticks, nil
+}
+
+// managerPprofAddr serves the manager's pprof profiles when BENCH_MANAGER_PROFILE is set.
+const managerPprofAddr = "127.0.0.1:18081"
+
+// profileManager writes a CPU profile of the manager (8 s from now) to path.
+func profileManager(path string) {
+	hc := http.Client{Timeout: time.Minute}
+	resp, err := hc.Get("http://" + managerPprofAddr + "/debug/pprof/profile?seconds=8")
+	if err == nil {
+		defer func() { _ = resp.Body.Close() }()
+		var raw []byte
+		if raw, err = io.ReadAll(resp.Body); err == nil {
+			err = os.WriteFile(path, raw, 0o644)
+		}
+	}
+	if err != nil {
+		logf("manager profile: %v", err)
+	}
+}
+
+// profileAPIServer writes a CPU profile of the API server (8 s from now) to path, for `go tool pprof`.
+func profileAPIServer(ctx context.Context, cs *kubernetes.Clientset, path string) {
+	raw, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "8").
+		Timeout(time.Minute).DoRaw(ctx)
+	if err == nil {
+		err = os.WriteFile(path, raw, 0o644)
+	}
+	if err != nil {
+		logf("API server profile: %v", err)
+	}
 }
 
 func tail(path string) string {

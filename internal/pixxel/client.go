@@ -24,6 +24,10 @@ const (
 	DefaultTimeout = 30 * time.Second
 	// MaxBodyBytes caps how much of an answer is read; larger answers are an error.
 	MaxBodyBytes = 1 << 20
+	// maxIdleConnsPerHost is how many idle connections to the API the default transport keeps: enough
+	// for every concurrent reconcile, so that busy periods reuse connections instead of opening (and
+	// TLS-handshaking) a new one for most requests, as net/http's default of 2 would.
+	maxIdleConnsPerHost = 256
 )
 
 // Task names the task whose outputs are requested.
@@ -61,7 +65,8 @@ type Client struct {
 // Option configures a Client.
 type Option func(*Client)
 
-// WithHTTPClient sets the HTTP client (transport, proxies, TLS).
+// WithHTTPClient sets the HTTP client (transport, proxies, TLS). The default is net/http's default
+// transport keeping up to 256 idle connections to the API, so that concurrent reconciles reuse them.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.httpClient = hc } }
 
 // WithTimeout bounds each request, reading the answer included.
@@ -92,7 +97,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	u.RawPath = ""
 	c := &Client{
 		baseURL:    u,
-		httpClient: http.DefaultClient,
+		httpClient: &http.Client{Transport: defaultTransport()},
 		timeout:    DefaultTimeout,
 		userAgent:  "taskdownload-operator",
 		now:        time.Now,
@@ -101,6 +106,15 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		o(c)
 	}
 	return c, nil
+}
+
+// defaultTransport is net/http's default transport (proxy from the environment, HTTP/2, timeouts)
+// keeping enough idle connections for a busy operator.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = maxIdleConnsPerHost
+	t.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	return t
 }
 
 // RequestDownload asks the platform to package the task's outputs and returns its answer. A 200 answer

@@ -3,9 +3,13 @@ package pixxel_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,6 +56,41 @@ func TestRequestDownloadSendsDocumentedRequest(t *testing.T) {
 	g.Expect(reqs[0].Authorization).To(Equal(apiKey), "the raw key, no Bearer prefix")
 	g.Expect(reqs[0].RawPath).To(Equal("/v0/workflows/wf%201%3Fx=y/jobs/job%252F2/tasks/t%C3%A4sk%233/download"))
 	g.Expect(reqs[0].Task).To(Equal(fakeTask(weird)), "each ID arrives intact as one path segment")
+}
+
+// Many reconciles call the API at once; their connections must be reused rather than opened anew for
+// most requests (each a TCP and TLS handshake against the real API).
+func TestRequestDownloadReusesConnectionsUnderConcurrency(t *testing.T) {
+	g := NewWithT(t)
+	var opened atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		time.Sleep(5 * time.Millisecond) // keep requests overlapping
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = fmt.Fprintf(w, `{"id":%q,"job_id":%q,"workflow_id":%q,"status":"pending","signed_url":""}`,
+			task.TaskID, task.JobID, task.WorkflowID)
+	}))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			opened.Add(1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+
+	c := newClient(t, srv.URL)
+	const workers, rounds = 64, 30
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range rounds {
+				_, err := c.RequestDownload(context.Background(), apiKey, task)
+				g.Expect(err).NotTo(HaveOccurred())
+			}
+		})
+	}
+	wg.Wait()
+	g.Expect(opened.Load()).To(BeNumerically("<=", 2*workers),
+		"%d requests from %d concurrent callers opened %d connections", workers*rounds, workers, opened.Load())
 }
 
 func TestRequestDownloadKeepsBasePath(t *testing.T) {
