@@ -6,12 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/events"
 	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -21,6 +24,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/metrics"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/recorder"
 )
 
 // Options configures the operator.
@@ -98,6 +102,28 @@ func NewScheme() *runtime.Scheme {
 	return s
 }
 
+// newRecorder returns the controller's event recorder, added to mgr so that it runs with it. It is
+// internal/recorder rather than controller-runtime's GetEventRecorder: see that package for why.
+func newRecorder(mgr ctrl.Manager) (*recorder.Recorder, error) {
+	evClient, err := eventsv1client.NewForConfigAndClient(mgr.GetConfig(), mgr.GetHTTPClient())
+	if err != nil {
+		return nil, fmt.Errorf("creating the events client: %w", err)
+	}
+	hostname, _ := os.Hostname()
+	rec := recorder.New(&events.EventSinkImpl{Interface: evClient}, mgr.GetScheme(), controllerName, hostname,
+		recorder.Options{
+			Logger: mgr.GetLogger().WithName("events"),
+			OnDrop: func(reason string) { metrics.EventsDropped.WithLabelValues(reason).Inc() },
+		})
+	if err := mgr.Add(rec); err != nil {
+		return nil, fmt.Errorf("adding the event recorder: %w", err)
+	}
+	return rec, nil
+}
+
+// controllerName reports the operator's events.
+const controllerName = "taskdownload-controller"
+
 // New builds a manager running the TaskDownload controller.
 func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
@@ -131,11 +157,15 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating manager: %w", err)
 	}
+	rec, err := newRecorder(mgr)
+	if err != nil {
+		return nil, err
+	}
 	r := &controller.TaskDownloadReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
 		Scheme:          mgr.GetScheme(),
-		Recorder:        mgr.GetEventRecorder("taskdownload-controller"),
+		Recorder:        rec,
 		Pixxel:          metrics.Instrument(api),
 		PollInterval:    o.PollInterval,
 		MaxPollInterval: o.MaxPollInterval,

@@ -29,10 +29,18 @@ var (
 		Help:    "Latency of calls to the platform's task download endpoint.",
 		Buckets: prometheus.ExponentialBuckets(0.01, 2, 12),
 	})
+
+	// EventsDropped counts Kubernetes events not written, by reason: queue_full (more events at once
+	// than the recorder's queue holds), rejected (the API server refused the event) and
+	// retries_exhausted (the API server could not be reached).
+	EventsDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "taskdownload_events_dropped_total",
+		Help: "Kubernetes events the operator did not write, by reason.",
+	}, []string{"reason"})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(APIRequests, APIRequestDuration)
+	ctrlmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, EventsDropped)
 }
 
 // Requester is the platform API call being instrumented.
