@@ -148,6 +148,16 @@ const (
 	KeyTaskID     = "TASK_ID"
 )
 
+// TaskRef names a platform task.
+type TaskRef struct {
+	// WorkflowID is the task's workflow.
+	WorkflowID string `json:"workflowID"`
+	// JobID is the task's job run.
+	JobID string `json:"jobID"`
+	// TaskID is the task.
+	TaskID string `json:"taskID"`
+}
+
 // TaskDownloadStatus is what the operator last saw of the download.
 type TaskDownloadStatus struct {
 	// ObservedGeneration is the generation of the spec this status describes. It is -1 until the
@@ -177,6 +187,12 @@ type TaskDownloadStatus struct {
 	// it last called the platform API for an answer that changed this status.
 	// +optional
 	LastRequestTime *metav1.Time `json:"lastRequestTime,omitempty"`
+
+	// PublishedTask names the task whose signed URL is published (in signedURL or the target). When the
+	// spec is edited to name another task, that URL is withdrawn at once, not left for readers until the
+	// new task's URL is ready.
+	// +optional
+	PublishedTask *TaskRef `json:"publishedTask,omitempty"`
 
 	// LastHandledRequestedAt is the value of the downloads.pixxel.space/requested-at annotation that the
 	// operator last acted upon.

@@ -32,10 +32,9 @@ func urlExpired(td *downloadsv1alpha1.TaskDownload, now time.Time) bool {
 	return td.Status.ExpiresAt != nil && !now.Before(td.Status.ExpiresAt.Time)
 }
 
-// expire removes an expired URL from the target and status, so that no reader is handed a URL that
-// can only fail.
-func (r *TaskDownloadReconciler) expire(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
-	logf := ctrl.LoggerFrom(ctx)
+// withdraw removes the published URL from the target and status, so that no reader is handed a URL
+// that can only fail or that belongs to a task the spec no longer names.
+func (r *TaskDownloadReconciler) withdraw(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
 	if _, _, hasTarget := targetKey(td); hasTarget {
 		existing, err := r.getTarget(ctx, td)
 		if _, isConflict := targetFailure(err); err != nil && !isConflict {
@@ -47,10 +46,23 @@ func (r *TaskDownloadReconciler) expire(ctx context.Context, td *downloadsv1alph
 			}
 		}
 	}
-	logf.Info("Signed URL expired before a new one was obtained; removed it", "expiredAt", td.Status.ExpiresAt)
 	td.Status.SignedURL = ""
 	td.Status.ExpiresAt = nil
+	td.Status.PublishedTask = nil
 	return nil
+}
+
+// publishedForAnotherTask tells whether the published URL is for a task the spec no longer names.
+func publishedForAnotherTask(td *downloadsv1alpha1.TaskDownload) bool {
+	p := td.Status.PublishedTask
+	return p != nil && *p != specTask(td)
+}
+
+// specTask is the task the spec names.
+func specTask(td *downloadsv1alpha1.TaskDownload) downloadsv1alpha1.TaskRef {
+	return downloadsv1alpha1.TaskRef{
+		WorkflowID: string(td.Spec.WorkflowID), JobID: string(td.Spec.JobID), TaskID: string(td.Spec.TaskID),
+	}
 }
 
 // wakeBeforeExpiry makes sure a reconcile runs when a published URL expires, whatever else was

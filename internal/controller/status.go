@@ -26,6 +26,8 @@ type observation struct {
 	requested bool
 	// expired is set when the published URL expired before a new one was obtained and was removed.
 	expired bool
+	// withdrawn is set when the published URL was removed because the spec names another task.
+	withdrawn bool
 }
 
 // summarize sets phase and the Ready, Reconciling and Stalled conditions from what the reconcile saw,
@@ -34,7 +36,7 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 	st := &td.Status
 	gen := td.Generation
 	st.ObservedGeneration = gen
-	urlPublished := hasPublishedURL(td) && !obs.expired
+	urlPublished := hasPublishedURL(td) && !obs.expired && !obs.withdrawn
 
 	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
 		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
@@ -75,7 +77,7 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 		// True; the failure shows on Reconciling.
 		f := obs.failure
 		hasReady := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil
-		if !urlPublished && (!f.keepReady || !hasReady) {
+		if !urlPublished && (!f.keepReady || !hasReady || obs.withdrawn) {
 			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
 		}
 		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, f.reason, f.message)
@@ -104,6 +106,16 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 	if obs.expired {
 		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonExpired,
 			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
+		if st.Phase == downloadsv1alpha1.PhaseReady {
+			st.Phase = downloadsv1alpha1.PhasePending
+		}
+	}
+	if obs.withdrawn {
+		if ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady); ready != nil &&
+			ready.Status == metav1.ConditionTrue {
+			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonPending,
+				"Waiting for the signed URL of the task the spec now names")
+		}
 		if st.Phase == downloadsv1alpha1.PhaseReady {
 			st.Phase = downloadsv1alpha1.PhasePending
 		}

@@ -92,7 +92,7 @@ type TaskDownloadReconciler struct {
 // +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads/status,verbs=get;patch
 // +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create
 
 // Reconcile brings one TaskDownload's published URL up to date.
 func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
@@ -128,11 +128,24 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	now := r.Clock.Now()
-	if !obs.published && urlExpired(td, now) {
-		if err := r.expire(ctx, td); err != nil {
-			return ctrl.Result{}, err
+	if !obs.published {
+		switch {
+		case urlExpired(td, now):
+			expiredAt := td.Status.ExpiresAt
+			if err := r.withdraw(ctx, td); err != nil {
+				return ctrl.Result{}, err
+			}
+			logf.FromContext(ctx).Info("Signed URL expired before a new one was obtained; removed it", "expiredAt", expiredAt)
+			obs.expired = true
+		case publishedForAnotherTask(td):
+			previous := *td.Status.PublishedTask
+			if err := r.withdraw(ctx, td); err != nil {
+				return ctrl.Result{}, err
+			}
+			logf.FromContext(ctx).Info("The spec names another task; removed the previous task's signed URL",
+				"previousWorkflowID", previous.WorkflowID, "previousJobID", previous.JobID, "previousTaskID", previous.TaskID)
+			obs.withdrawn = true
 		}
-		obs.expired = true
 	}
 	summarize(td, obs)
 	if obs.requested && !hasPublishedURL(td) && !equality.Semantic.DeepEqual(before.Status, td.Status) {
@@ -338,6 +351,8 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, td *downloadsv1alp
 		td.Status.SignedURL = pub.signedURL
 	}
 	td.Status.ExpiresAt = pub.expiresAt
+	published := specTask(td)
+	td.Status.PublishedTask = &published
 	return obs, nil
 }
 

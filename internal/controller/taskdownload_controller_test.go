@@ -287,3 +287,43 @@ func TestSchemaRejectsBadSpecs(t *testing.T) {
 		g.Expect(k8s.Create(context.Background(), td)).To(Succeed())
 	})
 }
+
+// Editing the IDs of a Ready TaskDownload withdraws the previous task's URL at once: a pod starting
+// while the new task is packaged must wait, not download the wrong task's outputs.
+func TestEditingTheTaskWithdrawsThePreviousURL(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	td, first := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{readyURL(task)}
+	}, withTarget(downloadsv1alpha1.Target{}))
+	ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+	g.Expect(ready.Status.PublishedTask).To(Equal(&downloadsv1alpha1.TaskRef{
+		WorkflowID: first.WorkflowID, JobID: first.JobID, TaskID: first.TaskID,
+	}))
+
+	second := uniqueTask()
+	fake.Script(second, fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(),
+		fakepixxel.Pending(), fakepixxel.Pending(), readyURL(second))
+	ready.Spec.WorkflowID = downloadsv1alpha1.ResourceID(second.WorkflowID)
+	ready.Spec.JobID = downloadsv1alpha1.ResourceID(second.JobID)
+	ready.Spec.TaskID = downloadsv1alpha1.ResourceID(second.TaskID)
+	g.Expect(k8s.Update(ctx, ready)).To(Succeed())
+
+	pending := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, "Pending"))
+	g.Expect(pending.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
+	g.Expect(pending.Status.SignedURL).To(BeEmpty())
+	g.Expect(pending.Status.ExpiresAt).To(BeNil())
+	g.Expect(pending.Status.PublishedTask).To(BeNil())
+	cm := &corev1.ConfigMap{}
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), cm)).To(Succeed())
+	g.Expect(cm.Data).To(Equal(map[string]string{
+		"SIGNED_URL": "", "STATUS": "pending", "EXPIRES_AT": "",
+		"WORKFLOW_ID": second.WorkflowID, "JOB_ID": second.JobID, "TASK_ID": second.TaskID,
+	}), "the ConfigMap names the new task and holds no URL until its package is ready")
+
+	done := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, "URLIssued"))
+	g.Expect(done.Status.SignedURL).To(ContainSubstring(second.TaskID))
+	g.Expect(done.Status.PublishedTask.TaskID).To(Equal(second.TaskID))
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), cm)).To(Succeed())
+	g.Expect(cm.Data["SIGNED_URL"]).To(Equal(done.Status.SignedURL))
+}
