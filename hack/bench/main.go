@@ -24,8 +24,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -43,6 +41,7 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/workers"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -240,7 +239,7 @@ func run(c config) error {
 		go profileManager(path, "cpu")
 	}
 	start := time.Now()
-	if err := parallel(c.n, c.floorWorkers, func(i int) error {
+	if err := workers.Run(c.n, c.floorWorkers, func(i int) error {
 		return k8s.Create(ctx, &downloadsv1alpha1.TaskDownload{
 			ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: fmt.Sprintf("td-%d", i)},
 			Spec: downloadsv1alpha1.TaskDownloadSpec{
@@ -341,7 +340,7 @@ func kubeFloor(ctx context.Context, k8s client.Client, c config) (time.Duration,
 		return 0, err
 	}
 	start := time.Now()
-	err := parallel(c.n, c.floorWorkers, func(i int) error {
+	err := workers.Run(c.n, c.floorWorkers, func(i int) error {
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("cm-%d", i)},
 			Data:       map[string]string{"STATUS": "pending"},
@@ -374,7 +373,7 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 		return 0, err
 	}
 	start := time.Now()
-	err := parallel(c.n, c.floorWorkers, func(i int) error {
+	err := workers.Run(c.n, c.floorWorkers, func(i int) error {
 		td := &downloadsv1alpha1.TaskDownload{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("td-%d", i)},
 			Spec: downloadsv1alpha1.TaskDownloadSpec{
@@ -409,28 +408,6 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 	return elapsed, k8s.DeleteAllOf(ctx, &downloadsv1alpha1.TaskDownload{}, client.InNamespace(ns))
 }
 
-func parallel(n, workers int, f func(i int) error) error {
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, workers)
-	for range workers {
-		wg.Go(func() {
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= n {
-					return
-				}
-				if err := f(i); err != nil {
-					errs <- err
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	return <-errs
-}
 
 // startReadyWatch follows TaskDownloads with a watch (not repeated lists, so that the bench takes as
 // little as possible from the API server it measures), re-listing only when the server ends the watch,
