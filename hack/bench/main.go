@@ -41,8 +41,8 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/workers"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/workers"
 )
 
 // apiKeySecret holds the (fake) API key.
@@ -407,7 +407,6 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 	}
 	return elapsed, k8s.DeleteAllOf(ctx, &downloadsv1alpha1.TaskDownload{}, client.InNamespace(ns))
 }
-
 
 // startReadyWatch follows TaskDownloads with a watch (not repeated lists, so that the bench takes as
 // little as possible from the API server it measures), re-listing only when the server ends the watch,

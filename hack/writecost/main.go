@@ -124,4 +124,3 @@ func run(n, writers, rounds int) error {
 	}
 	return nil
 }
-
