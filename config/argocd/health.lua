@@ -30,15 +30,16 @@ for _, c in ipairs(obj.status.conditions) do
   if c.type == "Stalled" then stalled = c end
 end
 
+-- explain returns "reason: message" of the first condition present, or the fallback.
+local function explain(first, second, fallback)
+  local c = first or second
+  if c == nil then return fallback end
+  return c.reason .. ": " .. c.message
+end
+
 if (stalled ~= nil and stalled.status == "True") or obj.status.phase == "Failed" then
   hs.status = "Degraded"
-  if stalled ~= nil then
-    hs.message = stalled.reason .. ": " .. stalled.message
-  elseif ready ~= nil then
-    hs.message = ready.reason .. ": " .. ready.message
-  else
-    hs.message = "The TaskDownload failed"
-  end
+  hs.message = explain(stalled, ready, "The TaskDownload failed")
   return hs
 end
 
@@ -54,11 +55,5 @@ if ready ~= nil and ready.status == "True" then
 end
 
 hs.status = "Progressing"
-if reconciling ~= nil then
-  hs.message = reconciling.reason .. ": " .. reconciling.message
-elseif ready ~= nil then
-  hs.message = ready.reason .. ": " .. ready.message
-else
-  hs.message = "Waiting for the signed URL"
-end
+hs.message = explain(reconciling, ready, "Waiting for the signed URL")
 return hs

@@ -149,8 +149,7 @@ func run(c config) error {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	unthrottled := rest.CopyConfig(cfg)
-	unthrottled.QPS, unthrottled.Burst = -1, 0
+	unthrottled := envtestutil.Unthrottled(cfg)
 	k8s, err := client.New(unthrottled, client.Options{Scheme: manager.NewScheme()})
 	if err != nil {
 		return err
@@ -553,24 +552,41 @@ func controlPlaneCPU() map[string]float64 {
 		if err != nil {
 			continue
 		}
-		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
+		st, err := readStat(pid)
+		if err != nil || st.ppid != self || (st.name != "kube-apiserver" && st.name != "etcd") {
 			continue
 		}
-		open, end := bytes.IndexByte(stat, '('), bytes.LastIndexByte(stat, ')')
-		if open < 0 || end < open {
-			continue
-		}
-		name := string(stat[open+1 : end])
-		fields := strings.Fields(string(stat[end+2:]))
-		if ppid, _ := strconv.Atoi(fields[1]); ppid != self || (name != "kube-apiserver" && name != "etcd") {
-			continue
-		}
-		utime, _ := strconv.ParseFloat(fields[11], 64)
-		stime, _ := strconv.ParseFloat(fields[12], 64)
-		out[name] += (utime + stime) / 100
+		out[st.name] += st.cpuSeconds
 	}
 	return out
+}
+
+// procStat is what the bench reads from /proc/<pid>/stat.
+type procStat struct {
+	name       string
+	ppid       int
+	cpuSeconds float64 // user + system
+}
+
+func readStat(pid int) (procStat, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procStat{}, err
+	}
+	// "pid (comm) state ppid ...": comm may hold spaces and parentheses, so cut at the last ')'.
+	open, end := bytes.IndexByte(raw, '('), bytes.LastIndexByte(raw, ')')
+	if open < 0 || end < open || end+2 > len(raw) {
+		return procStat{}, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	fields := strings.Fields(string(raw[end+2:]))
+	if len(fields) < 13 {
+		return procStat{}, fmt.Errorf("unexpected /proc/%d/stat", pid)
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	utime, _ := strconv.ParseFloat(fields[11], 64)
+	stime, _ := strconv.ParseFloat(fields[12], 64)
+	const ticks = 100 // USER_HZ on Linux
+	return procStat{name: string(raw[open+1 : end]), ppid: ppid, cpuSeconds: (utime + stime) / ticks}, nil
 }
 
 // procStats returns a process's peak RSS in MiB and CPU time in seconds, from /proc.
@@ -585,15 +601,11 @@ func procStats(pid int) (float64, float64, error) {
 			rssKiB, _ = strconv.ParseFloat(strings.Fields(v)[0], 64)
 		}
 	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	st, err := readStat(pid)
 	if err != nil {
 		return 0, 0, err
 	}
-	fields := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+2:]))
-	utime, _ := strconv.ParseFloat(fields[11], 64)
-	stime, _ := strconv.ParseFloat(fields[12], 64)
-	const ticks = 100 // USER_HZ on Linux
-	return rssKiB / 1024, (utime + stime) / ticks, nil
+	return rssKiB / 1024, st.cpuSeconds, nil
 }
 
 // managerPprofAddr serves the manager's pprof profiles when BENCH_MANAGER_PROFILE is set.
@@ -608,27 +620,28 @@ func profileManager(path, kind string) {
 	}
 	hc := http.Client{Timeout: time.Minute}
 	resp, err := hc.Get("http://" + managerPprofAddr + "/debug/pprof/" + query)
+	var raw []byte
 	if err == nil {
-		defer func() { _ = resp.Body.Close() }()
-		var raw []byte
-		if raw, err = io.ReadAll(resp.Body); err == nil {
-			err = os.WriteFile(path, raw, 0o644)
-		}
+		raw, err = io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
 	}
-	if err != nil {
-		logf("manager profile: %v", err)
-	}
+	saveProfile("manager", path, raw, err)
 }
 
 // profileAPIServer writes a CPU profile of the API server (8 s from now) to path, for `go tool pprof`.
 func profileAPIServer(ctx context.Context, cs *kubernetes.Clientset, path string) {
 	raw, err := cs.RESTClient().Get().AbsPath("/debug/pprof/profile").Param("seconds", "8").
 		Timeout(time.Minute).DoRaw(ctx)
+	saveProfile("API server", path, raw, err)
+}
+
+// saveProfile writes a fetched profile to path, or says why there is none.
+func saveProfile(what, path string, raw []byte, err error) {
 	if err == nil {
 		err = os.WriteFile(path, raw, 0o644)
 	}
 	if err != nil {
-		logf("API server profile: %v", err)
+		logf("%s profile: %v", what, err)
 	}
 }
 

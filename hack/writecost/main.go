@@ -16,7 +16,6 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
@@ -43,9 +42,7 @@ func run(n, writers, rounds int) error {
 		return err
 	}
 	defer func() { _ = env.Stop() }()
-	unthrottled := rest.CopyConfig(cfg)
-	unthrottled.QPS, unthrottled.Burst = -1, 0
-	k8s, err := client.New(unthrottled, client.Options{Scheme: manager.NewScheme()})
+	k8s, err := client.New(envtestutil.Unthrottled(cfg), client.Options{Scheme: manager.NewScheme()})
 	if err != nil {
 		return err
 	}

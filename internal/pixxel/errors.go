@@ -7,7 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
 )
 
 // maxErrorText bounds each text taken from an error answer, so that a hostile or broken server cannot
@@ -103,15 +104,7 @@ func jsonText(raw json.RawMessage) string {
 // truncate shortens s to at most maxErrorText bytes without splitting a UTF-8 sequence, and replaces
 // invalid UTF-8, so that the result is safe in a Kubernetes condition message.
 func truncate(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	if len(s) <= maxErrorText {
-		return s
-	}
-	cut := maxErrorText - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
+	return textutil.Truncate(strings.ToValidUTF8(s, "\uFFFD"), maxErrorText, "…")
 }
 
 // ParseRetryAfter reads a Retry-After header, in seconds or as an HTTP date, as a delay from now.

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"time"
-	"unicode/utf8"
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +26,8 @@ import (
 	"k8s.io/client-go/tools/record/util"
 	"k8s.io/client-go/tools/reference"
 	"k8s.io/utils/clock"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
 )
 
 // Defaults for Options.
@@ -70,12 +71,12 @@ type Options struct {
 // Recorder implements events.EventRecorder. Start it (it is a manager.Runnable) for events to be
 // written; Eventf never blocks.
 type Recorder struct {
-	sink               Sink
-	scheme             *runtime.Scheme
-	reportingInstance  string
-	reportingComponent string
-	queue              chan *eventsv1.Event
-	opts               Options
+	sink                Sink
+	scheme              *runtime.Scheme
+	reportingInstance   string
+	reportingController string
+	queue               chan *eventsv1.Event
+	opts                Options
 }
 
 var _ events.EventRecorder = (*Recorder)(nil)
@@ -100,9 +101,9 @@ func New(sink Sink, scheme *runtime.Scheme, reportingController, hostname string
 	}
 	return &Recorder{
 		sink: sink, scheme: scheme, opts: opts,
-		reportingComponent: reportingController,
-		reportingInstance:  reportingController + "-" + hostname,
-		queue:              make(chan *eventsv1.Event, opts.QueueSize),
+		reportingController: reportingController,
+		reportingInstance:   reportingController + "-" + hostname,
+		queue:               make(chan *eventsv1.Event, opts.QueueSize),
 	}
 }
 
@@ -139,13 +140,13 @@ func (r *Recorder) Eventf(regarding runtime.Object, related runtime.Object, even
 			Namespace: namespace,
 		},
 		EventTime:           metav1.MicroTime{Time: now},
-		ReportingController: r.reportingComponent,
+		ReportingController: r.reportingController,
 		ReportingInstance:   r.reportingInstance,
 		Action:              action,
 		Reason:              reason,
 		Regarding:           *ref,
 		Related:             relatedRef,
-		Note:                truncate(message, maxNoteBytes),
+		Note:                textutil.Truncate(message, maxNoteBytes, "..."),
 		Type:                eventtype,
 	}
 	log.V(1).Info(ev.Note, "type", eventtype, "reason", reason, "object", ref.Namespace+"/"+ref.Name)
@@ -239,17 +240,4 @@ func isRejection(err error) bool {
 		return false
 	}
 	return status.Status().Code != 0
-}
-
-// truncate cuts s to at most n bytes without splitting a UTF-8 sequence.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	const ellipsis = "..."
-	cut := n - len(ellipsis)
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + ellipsis
 }

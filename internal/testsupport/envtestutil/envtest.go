@@ -64,6 +64,14 @@ func Start(opts ...func(*envtest.Environment)) (*envtest.Environment, *rest.Conf
 	return env, cfg, nil
 }
 
+// Unthrottled returns a copy of cfg without client-side rate limiting, for clients that measure or
+// load the API server itself.
+func Unthrottled(cfg *rest.Config) *rest.Config {
+	c := rest.CopyConfig(cfg)
+	c.QPS, c.Burst = -1, 0
+	return c
+}
+
 // WriteKubeconfig adds a cluster-admin user to the environment and writes its kubeconfig into dir,
 // for processes (a manager binary, kubectl) that talk to the test API server.
 func WriteKubeconfig(env *envtest.Environment, dir, user string) (string, error) {
