@@ -203,9 +203,5 @@ FUZZTIME ?= 30s
 FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter ./internal/urlexpiry:FuzzParse
 
 .PHONY: fuzz
-fuzz: ## Run each fuzz target for FUZZTIME (seed corpora are the f.Add calls in the fuzz tests).
-	@for t in $(FUZZ_TARGETS); do \
-		pkg=$${t%%:*}; name=$${t##*:}; \
-		echo "fuzzing $$name in $$pkg for $(FUZZTIME)"; \
-		go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
-	done
+fuzz: ## Run each fuzz target for FUZZTIME, a duration or an execution count like 200000x (seed corpora are the f.Add calls).
+	FUZZTIME=$(FUZZTIME) hack/fuzz.sh $(FUZZ_TARGETS)
