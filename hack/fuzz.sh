@@ -13,7 +13,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 
 fuzztime=${FUZZTIME:-30s}
-status=0
 for t in "$@"; do
   pkg=${t%%:*} name=${t##*:}
   corpus="$pkg/testdata/fuzz/$name"
@@ -23,16 +22,14 @@ for t in "$@"; do
   go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   after=$(find "$corpus" -type f 2>/dev/null | sort)
-  if [[ $rc -ne 0 ]]; then
-    new=$(comm -13 <(echo "$before") <(echo "$after") | grep -v '^$')
-    failure=$(sed -n "/^--- FAIL: ${name} /,/^FAIL\$/p" "$log" | sed '1d;$d' | sed 's/^ *//')
-    if [[ $fuzztime != *x && -z $new && $failure == "context deadline exceeded" ]]; then
-      echo "note: $name stopped with Go's fuzztime shutdown race (go.dev/issue/75804), no failing input was found; not a failure"
-    else
-      [[ -n $new ]] && echo "failing input written to: $new"
-      status=1
-    fi
-  fi
+  failure=$(sed -n "/^--- FAIL: ${name} /,/^FAIL\$/p" "$log" | sed '1d;$d' | sed 's/^ *//')
   rm -f "$log"
-  [[ $status -eq 0 ]] || exit "$status"
+  [[ $rc -eq 0 ]] && continue
+  new=$(comm -13 <(echo "$before") <(echo "$after") | grep -v '^$')
+  if [[ $fuzztime != *x && -z $new && $failure == "context deadline exceeded" ]]; then
+    echo "note: $name stopped with Go's fuzztime shutdown race (go.dev/issue/75804), no failing input was found; not a failure"
+    continue
+  fi
+  [[ -n $new ]] && echo "failing input written to: $new"
+  exit 1
 done

@@ -17,6 +17,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,11 +43,8 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/workers"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
-
-// apiKeySecret holds the (fake) API key.
-const apiKeySecret = "pixxel"
 
 // benchNS holds the measured TaskDownloads.
 const benchNS = "bench"
@@ -187,7 +185,7 @@ func run(c config) error {
 		return err
 	}
 	if err := k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: apiKeySecret},
+		ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: load.APIKeySecret},
 		StringData: map[string]string{"api-key": "bench-key"},
 	}); err != nil {
 		return err
@@ -238,15 +236,8 @@ func run(c config) error {
 		go profileManager(path, "cpu")
 	}
 	start := time.Now()
-	if err := workers.Run(c.n, c.floorWorkers, func(i int) error {
-		return k8s.Create(ctx, &downloadsv1alpha1.TaskDownload{
-			ObjectMeta: metav1.ObjectMeta{Namespace: benchNS, Name: fmt.Sprintf("td-%d", i)},
-			Spec: downloadsv1alpha1.TaskDownloadSpec{
-				WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
-				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: apiKeySecret},
-				Target:          &downloadsv1alpha1.Target{},
-			},
-		})
+	if err := load.Run(c.n, c.floorWorkers, func(i int) error {
+		return k8s.Create(ctx, load.TaskDownload(benchNS, "wf", i))
 	}); err != nil {
 		return err
 	}
@@ -313,11 +304,8 @@ func run(c config) error {
 }
 
 func round(v float64, digits int) float64 {
-	p := 1.0
-	for range digits {
-		p *= 10
-	}
-	return float64(int64(v*p+0.5)) / p
+	p := math.Pow10(digits)
+	return math.Round(v*p) / p
 }
 
 // apiFloor is the least time a task takes on the fake: its pending answers spaced by the poll
@@ -339,7 +327,7 @@ func kubeFloor(ctx context.Context, k8s client.Client, c config) (time.Duration,
 		return 0, err
 	}
 	start := time.Now()
-	err := workers.Run(c.n, c.floorWorkers, func(i int) error {
+	err := load.Run(c.n, c.floorWorkers, func(i int) error {
 		cm := &corev1.ConfigMap{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "floor", Name: fmt.Sprintf("cm-%d", i)},
 			Data:       map[string]string{"STATUS": "pending"},
@@ -372,15 +360,8 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 		return 0, err
 	}
 	start := time.Now()
-	err := workers.Run(c.n, c.floorWorkers, func(i int) error {
-		td := &downloadsv1alpha1.TaskDownload{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("td-%d", i)},
-			Spec: downloadsv1alpha1.TaskDownloadSpec{
-				WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
-				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: apiKeySecret},
-				Target:          &downloadsv1alpha1.Target{},
-			},
-		}
+	err := load.Run(c.n, c.floorWorkers, func(i int) error {
+		td := load.TaskDownload(ns, "wf", i)
 		if err := k8s.Create(ctx, td); err != nil {
 			return err
 		}

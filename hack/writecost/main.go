@@ -21,7 +21,7 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/workers"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
 
 func main() {
@@ -55,7 +55,7 @@ func run(n, writers, rounds int) error {
 			return err
 		}
 		start := time.Now()
-		if err := workers.Run(n, writers, func(i int) error { return write(ns, i) }); err != nil {
+		if err := load.Run(n, writers, func(i int) error { return write(ns, i) }); err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		elapsed := time.Since(start)
@@ -84,14 +84,7 @@ func run(n, writers, rounds int) error {
 				return k8s.Update(ctx, cms[i])
 			}},
 			{"TaskDownload create", func(ns string, i int) error {
-				tds[i] = &downloadsv1alpha1.TaskDownload{
-					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("td-%d", i)},
-					Spec: downloadsv1alpha1.TaskDownloadSpec{
-						WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
-						APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel"},
-						Target:          &downloadsv1alpha1.Target{},
-					},
-				}
+				tds[i] = load.TaskDownload(ns, "wf", i)
 				return k8s.Create(ctx, tds[i])
 			}},
 			{"TaskDownload status merge patch", func(_ string, i int) error {

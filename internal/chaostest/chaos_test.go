@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
 
 var (
@@ -137,7 +137,7 @@ func newNamespace(t *testing.T) string {
 	ns := fmt.Sprintf("chaos-%d", nsCounter.Add(1))
 	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	g.Expect(k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pixxel"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: load.APIKeySecret},
 		StringData: map[string]string{"api-key": "chaos-key"},
 	})).To(Succeed())
 	return ns
@@ -145,29 +145,9 @@ func newNamespace(t *testing.T) string {
 
 func createTaskDownloads(t *testing.T, ns string, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	var failed atomic.Int64
-	var next atomic.Int64
-	for range 16 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				td := &downloadsv1alpha1.TaskDownload{
-					ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: fmt.Sprintf("td-%d", i)},
-					Spec: downloadsv1alpha1.TaskDownloadSpec{
-						WorkflowID: downloadsv1alpha1.ResourceID(ns), JobID: "job",
-						TaskID:          downloadsv1alpha1.ResourceID(fmt.Sprintf("task-%d", i)),
-						APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel"},
-						Target:          &downloadsv1alpha1.Target{},
-					},
-				}
-				if err := k8s.Create(context.Background(), td); err != nil {
-					failed.Add(1)
-				}
-			}
-		})
-	}
-	wg.Wait()
-	NewWithT(t).Expect(failed.Load()).To(BeZero())
+	NewWithT(t).Expect(load.Run(n, 16, func(i int) error {
+		return k8s.Create(context.Background(), load.TaskDownload(ns, ns, i))
+	})).To(Succeed())
 }
 
 // countBy lists the namespace's TaskDownloads and counts those that pass.

@@ -8,7 +8,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
@@ -70,8 +69,7 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1
 	name := types.NamespacedName{Namespace: td.Namespace, Name: ref.Name}
 
 	if r.SecretMeta != nil {
-		meta := &metav1.PartialObjectMetadata{}
-		meta.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+		meta := secretMetadata()
 		if err := r.SecretMeta.Get(ctx, name, meta); err == nil {
 			if v, ok := r.keys.lookup(name, meta.ResourceVersion, dataKey); ok {
 				return v, meta.ResourceVersion, nil, nil

@@ -88,15 +88,13 @@ func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOp
 		return err
 	}
 	r.SecretMeta = secretMeta
-	secretObj := &metav1.PartialObjectMetadata{}
-	secretObj.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&downloadsv1alpha1.TaskDownload{}, builder.WithPredicates(
 			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
 		Owns(&corev1.ConfigMap{}).
 		Owns(&corev1.Secret{}).
-		WatchesRawSource(source.Kind(secretMeta, secretObj,
+		WatchesRawSource(source.Kind(secretMeta, secretMetadata(),
 			handler.TypedEnqueueRequestsFromMapFunc(r.requestsForSecret))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Named("taskdownload").
@@ -115,6 +113,13 @@ func (r *TaskDownloadReconciler) requestsForSecret(ctx context.Context, s *metav
 		reqs = append(reqs, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: td.Namespace, Name: td.Name}})
 	}
 	return reqs
+}
+
+// secretMetadata is an empty Secret as the metadata-only cache holds it.
+func secretMetadata() *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
+	return m
 }
 
 // keepIdentityOnly trims cached Secret metadata to what the watch needs, so that each unrelated Secret

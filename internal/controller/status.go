@@ -103,22 +103,17 @@ func summarize(td *downloadsv1alpha1.TaskDownload, obs observation) {
 			st.Conditions[i].ObservedGeneration = gen
 		}
 	}
-	if obs.expired {
+	// A URL removed in this reconcile (expired, or for another task) leaves nothing Ready.
+	switch {
+	case obs.expired:
 		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonExpired,
 			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
-		if st.Phase == downloadsv1alpha1.PhaseReady {
-			st.Phase = downloadsv1alpha1.PhasePending
-		}
+	case obs.withdrawn && isReady(td):
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonPending,
+			"Waiting for the signed URL of the task the spec now names")
 	}
-	if obs.withdrawn {
-		if ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady); ready != nil &&
-			ready.Status == metav1.ConditionTrue {
-			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, ReasonPending,
-				"Waiting for the signed URL of the task the spec now names")
-		}
-		if st.Phase == downloadsv1alpha1.PhaseReady {
-			st.Phase = downloadsv1alpha1.PhasePending
-		}
+	if (obs.expired || obs.withdrawn) && st.Phase == downloadsv1alpha1.PhaseReady {
+		st.Phase = downloadsv1alpha1.PhasePending
 	}
 	if st.Phase == "" {
 		st.Phase = downloadsv1alpha1.PhasePending

@@ -317,9 +317,10 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, td *downlo
 	r.backoff.forget(key)
 	now := r.Clock.Now()
 	td.Status.LastRequestTime = &metav1.Time{Time: now}
+	refreshAt := r.refreshAt(td)
 	log.Info("Published signed URL", "target", obs.targetDesc, "url", pixxel.RedactURL(d.SignedURL),
-		"expiresAt", pub.expiresAt, "refreshAt", r.refreshAt(td))
-	return obs, ctrl.Result{RequeueAfter: r.refreshAt(td).Sub(now)}, nil
+		"expiresAt", pub.expiresAt, "refreshAt", refreshAt)
+	return obs, ctrl.Result{RequeueAfter: refreshAt.Sub(now)}, nil
 }
 
 // publish writes the URL to the target, if any, and to status, unless the target is a Secret.

@@ -200,7 +200,7 @@ func (r *Recorder) work(ctx, drainCtx context.Context) {
 
 // write sends one event, again after transport errors; an event the API server rejects is dropped.
 func (r *Recorder) write(ctx context.Context, ev *eventsv1.Event) {
-	delay := r.opts.RetryDelay
+	backoff := wait.Backoff{Duration: r.opts.RetryDelay, Factor: 2, Jitter: 0.25, Steps: maxTries}
 	for try := 1; ; try++ {
 		_, err := r.sink.Create(ctx, ev)
 		switch {
@@ -221,9 +221,8 @@ func (r *Recorder) write(ctx context.Context, ev *eventsv1.Event) {
 		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(wait.Jitter(delay, 0.25)):
+		case <-time.After(backoff.Step()):
 		}
-		delay *= 2
 	}
 }
 
