@@ -33,7 +33,7 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
-	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
@@ -354,5 +354,5 @@ func redacted(u string) string {
 	if u == "" {
 		return ""
 	}
-	return pixxel.RedactURL(u) + "?…(signature hidden)"
+	return signedurl.Redact(u) + "?…(signature hidden)"
 }

@@ -38,7 +38,7 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
-	"github.com/pixxel-space/taskdownload-operator/internal/urlexpiry"
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 )
 
 // AnnotationRequestedAt forces one fresh request to the platform API whenever its value changes.
@@ -303,7 +303,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, td *downlo
 	}
 
 	pub := publication{signedURL: d.SignedURL, taskStatus: d.Status}
-	if e, ok := urlexpiry.Parse(d.SignedURL); ok {
+	if e, ok := signedurl.Parse(d.SignedURL); ok {
 		pub.expiresAt = &metav1.Time{Time: e.ExpiresAt}
 	}
 	obs, err := r.publish(ctx, td, pub)
@@ -318,7 +318,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, td *downlo
 	now := r.Clock.Now()
 	td.Status.LastRequestTime = &metav1.Time{Time: now}
 	refreshAt := r.refreshAt(td)
-	log.Info("Published signed URL", "target", obs.targetDesc, "url", pixxel.RedactURL(d.SignedURL),
+	log.Info("Published signed URL", "target", obs.targetDesc, "url", signedurl.Redact(d.SignedURL),
 		"expiresAt", pub.expiresAt, "refreshAt", refreshAt)
 	return obs, ctrl.Result{RequeueAfter: refreshAt.Sub(now)}, nil
 }

@@ -289,11 +289,6 @@ func TestParseRetryAfter(t *testing.T) {
 	}
 }
 
-func TestRedactURL(t *testing.T) {
-	g := NewWithT(t)
-	g.Expect(pixxel.RedactURL("https://s.example/a/b.zip?X-Amz-Signature=abc#frag")).To(Equal("https://s.example/a/b.zip"))
-}
-
 func TestDecodeErrorTruncatesLongTexts(t *testing.T) {
 	g := NewWithT(t)
 	long := strings.Repeat("é", 1000) // 2000 bytes

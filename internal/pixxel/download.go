@@ -54,14 +54,3 @@ func (d *Download) Validate(task Task) error {
 	}
 	return nil
 }
-
-// RedactURL returns the URL without its query string and fragment, where signatures live, for logs and
-// messages.
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "<unparseable URL>"
-	}
-	u.RawQuery, u.Fragment, u.RawFragment, u.User = "", "", "", nil
-	return u.String()
-}

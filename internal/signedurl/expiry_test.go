@@ -1,4 +1,4 @@
-package urlexpiry_test
+package signedurl_test
 
 import (
 	"testing"
@@ -6,7 +6,7 @@ import (
 
 	. "github.com/onsi/gomega"
 
-	"github.com/pixxel-space/taskdownload-operator/internal/urlexpiry"
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 )
 
 func TestParse(t *testing.T) {
@@ -43,7 +43,7 @@ func TestParse(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			e, ok := urlexpiry.Parse(tc.url)
+			e, ok := signedurl.Parse(tc.url)
 			g.Expect(ok).To(Equal(tc.ok))
 			g.Expect(e.ExpiresAt.Equal(tc.expires)).To(BeTrue(), "expires %v, want %v", e.ExpiresAt, tc.expires)
 			g.Expect(e.IssuedAt.Equal(tc.issued)).To(BeTrue(), "issued %v, want %v", e.IssuedAt, tc.issued)
@@ -63,7 +63,7 @@ func FuzzParse(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		e, ok := urlexpiry.Parse(raw)
+		e, ok := signedurl.Parse(raw)
 		if !ok {
 			if !e.ExpiresAt.IsZero() {
 				t.Fatalf("no expiry reported but ExpiresAt=%v", e.ExpiresAt)

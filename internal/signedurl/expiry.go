@@ -1,7 +1,7 @@
-// Package urlexpiry reads when a signed URL stops working from the URL itself, for the common signing
+// Package signedurl reads when a signed URL stops working from the URL itself, for the common signing
 // schemes: AWS SigV4 (X-Amz-Date + X-Amz-Expires), Google Cloud Storage V4 (X-Goog-Date +
 // X-Goog-Expires), Expires=<unix seconds> (GCS V2, CloudFront, S3 SigV2) and Azure SAS (se=<ISO 8601>).
-package urlexpiry
+package signedurl
 
 import (
 	"net/url"
