@@ -15,12 +15,12 @@ import (
 	eventsv1client "k8s.io/client-go/kubernetes/typed/events/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
-	"k8s.io/client-go/util/flowcontrol"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/metrics"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
@@ -40,8 +40,9 @@ type Options struct {
 	// DefaultURLTTL is the lifetime assumed for signed URLs whose expiry cannot be read from the URL;
 	// such URLs are replaced after two thirds of it.
 	DefaultURLTTL time.Duration
-	// APIQPS and APIBurst limit calls to the platform API across all workers (one API key's rate limit
-	// is shared by every TaskDownload).
+	// APIQPS and APIBurst are the most calls per second, and at once, made with one API key (each key
+	// has its own budget, shared by the TaskDownloads using it; internal/budget). Within that ceiling the
+	// rate is learned from the platform's 429 answers.
 	APIQPS   float64
 	APIBurst int
 	// MaxConcurrentReconciles is the number of TaskDownloads reconciled at once.
@@ -131,7 +132,10 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	clientOpts := []pixxel.Option{
 		pixxel.WithTimeout(o.RequestTimeout),
-		pixxel.WithRateLimiter(flowcontrol.NewTokenBucketRateLimiter(float32(o.APIQPS), o.APIBurst)),
+		pixxel.WithBudget(budget.New(budget.Options{
+			MaxRate: o.APIQPS, MaxBurst: o.APIBurst, ProbeInterval: o.MaxPollInterval, Metrics: metrics.KeyMetrics{},
+		})),
+		pixxel.WithTransportWrapper(metrics.InstrumentTransport),
 	}
 	if o.HTTPClient != nil {
 		clientOpts = append(clientOpts, pixxel.WithHTTPClient(o.HTTPClient))
@@ -166,7 +170,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		APIReader:       mgr.GetAPIReader(),
 		Scheme:          mgr.GetScheme(),
 		Recorder:        rec,
-		Pixxel:          metrics.Instrument(api),
+		Pixxel:          api,
 		PollInterval:    o.PollInterval,
 		MaxPollInterval: o.MaxPollInterval,
 		DefaultURLTTL:   o.DefaultURLTTL,
@@ -178,7 +182,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}); err != nil {
 		return nil, fmt.Errorf("setting up controller: %w", err)
 	}
-	if err := metrics.RegisterObjectCollector(mgr.GetClient()); err != nil {
+	if err := metrics.RegisterObjectCollector(mgr.GetClient(), mgr.Elected()); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
 	}
 	return mgr, nil

@@ -52,6 +52,13 @@ type RateLimiter interface {
 	Wait(ctx context.Context) error
 }
 
+// Budget shares the platform's rate limit among the calls made with one API key (internal/budget).
+type Budget interface {
+	// Admit returns once a call with apiKey to apiURL may be made, and a function to report the error
+	// the call returned (nil on success); or the error to return instead of making the call.
+	Admit(ctx context.Context, apiURL, apiKey string) (done func(error), err error)
+}
+
 // Client calls the task download endpoint. It is safe for concurrent use.
 type Client struct {
 	baseURL    *url.URL
@@ -59,6 +66,8 @@ type Client struct {
 	timeout    time.Duration
 	userAgent  string
 	limiter    RateLimiter
+	budget     Budget
+	wrap       func(http.RoundTripper) http.RoundTripper
 	now        func() time.Time
 }
 
@@ -77,6 +86,15 @@ func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua
 
 // WithRateLimiter makes every request wait for the limiter first.
 func WithRateLimiter(l RateLimiter) Option { return func(c *Client) { c.limiter = l } }
+
+// WithBudget makes every request ask b first, and tell it the outcome.
+func WithBudget(b Budget) Option { return func(c *Client) { c.budget = b } }
+
+// WithTransportWrapper wraps the HTTP client's transport (the default one or WithHTTPClient's), to
+// measure each request as it goes on the wire.
+func WithTransportWrapper(wrap func(http.RoundTripper) http.RoundTripper) Option {
+	return func(c *Client) { c.wrap = wrap }
+}
 
 // WithClock sets the clock used to turn a Retry-After date into a delay.
 func WithClock(now func() time.Time) Option { return func(c *Client) { c.now = now } }
@@ -105,6 +123,14 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	if c.wrap != nil {
+		hc := *c.httpClient
+		if hc.Transport == nil {
+			hc.Transport = http.DefaultTransport
+		}
+		hc.Transport = c.wrap(hc.Transport)
+		c.httpClient = &hc
+	}
 	return c, nil
 }
 
@@ -121,7 +147,21 @@ func defaultTransport() *http.Transport {
 // whose status is not ready is not an error: call again later. A non-200 answer is an *Error, a 200
 // answer that does not make sense an *InvalidResponseError, an oversized one a *BodyTooLargeError and a
 // connection failure or timeout a *TransportError. No error carries the API key or a signed URL's query.
+// With a Budget, a call it holds back returns its error (a *Error) without reaching the platform.
 func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) (*Download, error) {
+	if c.budget == nil {
+		return c.requestDownload(ctx, apiKey, task)
+	}
+	done, err := c.budget.Admit(ctx, c.baseURL.String(), apiKey)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.requestDownload(ctx, apiKey, task)
+	done(err)
+	return d, err
+}
+
+func (c *Client) requestDownload(ctx context.Context, apiKey string, task Task) (*Download, error) {
 	if c.limiter != nil {
 		if err := c.limiter.Wait(ctx); err != nil {
 			return nil, fmt.Errorf("waiting for the client-side rate limit: %w", err)

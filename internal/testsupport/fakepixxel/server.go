@@ -95,6 +95,7 @@ type Server struct {
 	keepRequests   bool
 	faultRate      float64
 	faults         []Response
+	keyLimits      keyLimits
 }
 
 // New starts a server. Tasks without a script answer pending defaultPending times, then ready with a
@@ -200,7 +201,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	n := s.calls[task]
 	s.calls[task] = n + 1
 	s.totalCalls++
-	faulted := len(s.faults) > 0 && mathrand.Float64() < s.faultRate
+	limitedResp, limited := s.limitKeyLocked(r.Header.Get("Authorization"), time.Now())
+	faulted := limited || (len(s.faults) > 0 && mathrand.Float64() < s.faultRate)
 	if faulted {
 		s.faultedCalls[task]++
 	}
@@ -212,9 +214,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	wantKey, latency := s.apiKey, s.latency
 	var resp Response
-	if faulted {
+	switch {
+	case limited:
+		resp = limitedResp
+	case faulted:
 		resp = s.faults[mathrand.IntN(len(s.faults))]
-	} else {
+	default:
 		resp = s.responseLocked(task, n-s.faultedCalls[task])
 	}
 	s.mu.Unlock()
