@@ -1,0 +1,177 @@
+package keybudgettest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+)
+
+const (
+	// keyLimit is the calls per second the fake platform accepts from each key.
+	keyLimit = 20
+	// maxPoll is the manager's --max-poll-interval, and so the breaker's probe interval.
+	maxPoll = 2 * time.Second
+	latency = 50 * time.Millisecond
+)
+
+var (
+	logs      = &logBuffer{}
+	k8s       client.Client
+	fake      *fakepixxel.Server
+	nsCounter atomic.Int64
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-2))))
+	env, cfg, err := envtestutil.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+
+	fake = fakepixxel.New()
+	defer fake.Close()
+	fake.SetDefaultPending(1)
+	fake.SetLatency(latency)
+	fake.SetKeyLimit(keyLimit)
+
+	// The manager's defaults, but for short poll intervals so that the rate limit, not the poll
+	// schedule, sets the pace.
+	o := manager.DefaultOptions()
+	o.APIURL = fake.URL
+	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
+	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
+	mgr, err := manager.New(envtestutil.Unthrottled(cfg), o)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	k8s, err = client.New(envtestutil.Unthrottled(cfg), client.Options{Scheme: mgr.GetScheme()})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		fmt.Fprintln(os.Stderr, "manager cache did not sync")
+		return 1
+	}
+	code := m.Run()
+	for _, key := range []string{keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed} {
+		if strings.Contains(logs.String(), key) {
+			fmt.Fprintf(os.Stderr, "FAIL: the operator's logs contain the API key %q\n", key)
+			return 1
+		}
+	}
+	return code
+}
+
+// The API keys of the tests; the logs must not contain them.
+const (
+	keyAlone   = "pk_alone_0d3b7c"
+	keyBusy    = "pk_busy_81f2aa"
+	keyOther   = "pk_other_5e9c41"
+	keyRevoked = "pk_revoked_77ab02"
+	keyRenewed = "pk_renewed_c4d1e9"
+)
+
+// logBuffer collects the manager's logs.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.Write(p) }
+func (b *logBuffer) String() string              { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
+
+// callsWith returns when the fake received each call made with apiKey, oldest first.
+func callsWith(apiKey string) []time.Time {
+	var times []time.Time
+	for _, r := range fake.Requests() {
+		if r.Authorization == apiKey {
+			times = append(times, r.Time)
+		}
+	}
+	return times
+}
+
+// newNamespace creates a namespace whose TaskDownloads take the API key apiKey.
+func newNamespace(t *testing.T, apiKey string) string {
+	t.Helper()
+	g := NewWithT(t)
+	ns := fmt.Sprintf("budget-%d", nsCounter.Add(1))
+	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	g.Expect(k8s.Create(context.Background(), &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: load.APIKeySecret},
+		StringData: map[string]string{"api-key": apiKey},
+	})).To(Succeed())
+	return ns
+}
+
+func createTaskDownloads(t *testing.T, ns string, n int) {
+	t.Helper()
+	NewWithT(t).Expect(load.Run(n, 16, func(i int) error {
+		return k8s.Create(context.Background(), load.TaskDownload(ns, ns, i))
+	})).To(Succeed())
+}
+
+// countBy lists the namespace's TaskDownloads and counts those that pass.
+func countBy(g Gomega, ns string, pass func(*downloadsv1alpha1.TaskDownload) bool) int {
+	var list downloadsv1alpha1.TaskDownloadList
+	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+	n := 0
+	for i := range list.Items {
+		if pass(&list.Items[i]) {
+			n++
+		}
+	}
+	return n
+}
+
+func isReady(td *downloadsv1alpha1.TaskDownload) bool {
+	return apimeta.IsStatusConditionTrue(td.Status.Conditions, downloadsv1alpha1.ConditionReady)
+}
+
+// waitAllReady waits until the namespace's n TaskDownloads are Ready and returns when they were.
+func waitAllReady(t *testing.T, ns string, n int, timeout time.Duration) time.Time {
+	t.Helper()
+	NewWithT(t).Eventually(func(g Gomega) {
+		g.Expect(countBy(g, ns, isReady)).To(Equal(n))
+	}).WithTimeout(timeout).WithPolling(100 * time.Millisecond).Should(Succeed())
+	return time.Now()
+}
