@@ -61,8 +61,9 @@ func main() {
 	flag.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "Timeout of one platform API call.")
 	flag.DurationVar(&o.DefaultURLTTL, "default-url-ttl", o.DefaultURLTTL,
 		"Lifetime assumed for signed URLs whose expiry cannot be read from the URL; replaced after two thirds of it.")
-	flag.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Platform API calls per second, shared by all workers.")
-	flag.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Burst of platform API calls above --api-qps.")
+	flag.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Most platform API calls per second with one API key, shared by "+
+		"the TaskDownloads using it; each key's rate starts lower and is learned from the platform's 429 answers.")
+	flag.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Most platform API calls at once with one API key.")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
 		"TaskDownloads reconciled at once.")
 	flag.Float64Var(&kubeQPS, "kube-api-qps", 300, "Kubernetes API requests per second.")

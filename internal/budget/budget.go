@@ -32,7 +32,7 @@ const (
 	DefaultMaxWait = time.Second
 	// DefaultMaxWaiters is the most callers that may wait for one key at once, so that one busy key
 	// cannot hold every reconcile worker while other keys' objects wait for one.
-	DefaultMaxWaiters = 16
+	DefaultMaxWaiters = 32
 	// slowStartGain is how much each successful call adds to the rate (calls/s) during slow start: the
 	// rate grows by a factor e every 1/slowStartGain seconds while calls succeed at the rate allowed.
 	slowStartGain = 2
@@ -308,12 +308,32 @@ func (b *Budget) waitFor(ctx context.Context, done <-chan struct{}, e *entry) er
 }
 
 // spreadError is the error returned for a call deferred to a later turn in its key's budget.
-func spreadError(after time.Duration) *pixxel.Error {
-	return &pixxel.Error{
+func spreadError(after time.Duration) *DeferredError {
+	return &DeferredError{Reason: DeferredBudget, APIError: &pixxel.Error{
 		StatusCode: http.StatusTooManyRequests,
 		Message:    "calls with this API key are spread out to stay within the platform's rate limit",
 		RetryAfter: after,
+	}}
+}
+
+// DeferredError is a call Admit did not make but put off: while a Retry-After runs for the key
+// (Reason DeferredPaused) or until the key's next turn (DeferredBudget). It wraps a 429 *pixxel.Error
+// whose RetryAfter is when to call again, so that a caller that knows nothing of the budget waits as
+// for a 429; a caller that does can requeue quietly, since nothing about the object changed.
+type DeferredError struct {
+	APIError *pixxel.Error
+	Reason   string
+}
+
+func (e *DeferredError) Error() string { return "call deferred (" + e.Reason + "): " + e.APIError.Error() }
+func (e *DeferredError) Unwrap() error { return e.APIError }
+
+// Deferred reports whether err is a call the budget put off, and for how long.
+func Deferred(err error) (time.Duration, bool) {
+	if d, ok := errors.AsType[*DeferredError](err); ok {
+		return d.APIError.RetryAfter, true
 	}
+	return 0, false
 }
 
 func (b *Budget) sleep(ctx context.Context, d time.Duration) error {
@@ -335,7 +355,7 @@ func (b *Budget) pausedLocked(e *entry, now time.Time) error {
 	err := copyError(e.pauseErr)
 	err.RetryAfter = e.pausedUntil.Sub(now)
 	b.deferredLocked(e, DeferredPaused)
-	return err
+	return &DeferredError{APIError: err, Reason: DeferredPaused}
 }
 
 // observe learns from a call's outcome.

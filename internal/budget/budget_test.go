@@ -118,7 +118,11 @@ func TestDeferredTurnsAreSpreadAtTheKeysRate(t *testing.T) {
 	g.Expect(call(g, b, "k", nil)).To(Succeed())
 	var turns []time.Duration
 	for range 5 {
-		turns = append(turns, asAPIError(g, call(g, b, "k", nil)).RetryAfter)
+		err := call(g, b, "k", nil)
+		after, deferred := budget.Deferred(err)
+		g.Expect(deferred).To(BeTrue(), "the controller can tell a deferral from the platform's 429")
+		g.Expect(asAPIError(g, err).RetryAfter).To(Equal(after), "and one that cannot still waits as for a 429")
+		turns = append(turns, after)
 	}
 	// One call every 100 ms: turns handed out at once come back one after the other, not together.
 	for i := 1; i < len(turns); i++ {
@@ -186,6 +190,9 @@ func TestRetryAfterPausesEveryCallerOfTheKey(t *testing.T) {
 	g.Expect(apiErr.StatusCode).To(Equal(http.StatusTooManyRequests))
 	g.Expect(apiErr.Code).To(Equal("rate_limited"), "the platform's own answer")
 	g.Expect(apiErr.RetryAfter).To(Equal(20*time.Second), "the time left, for the controller to requeue at")
+	after, deferred := budget.Deferred(err)
+	g.Expect(deferred).To(BeTrue())
+	g.Expect(after).To(Equal(20 * time.Second))
 	g.Expect(call(g, b, "other", nil)).To(Succeed(), "another key is not paused")
 	g.Expect(m.deferred[budget.KeyID("k")+"/"+budget.DeferredPaused]).To(Equal(1))
 
@@ -220,6 +227,8 @@ func TestRefusedKeyIsProbedOncePerInterval(t *testing.T) {
 		err := call(g, b, "k", nil)
 		g.Expect(err).To(Equal(forbidden), "the same answer, without a call")
 		g.Expect(err).NotTo(BeIdenticalTo(forbidden))
+		_, deferred := budget.Deferred(err)
+		g.Expect(deferred).To(BeFalse(), "a refused key is the object's state, not a deferral")
 	}
 	clk.Step(time.Minute)
 	probe, err := b.Admit(context.Background(), api, "k")

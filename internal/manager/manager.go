@@ -65,8 +65,8 @@ func DefaultOptions() Options {
 		MaxPollInterval:         5 * time.Minute,
 		RequestTimeout:          pixxel.DefaultTimeout,
 		DefaultURLTTL:           time.Hour,
-		APIQPS:                  20,
-		APIBurst:                40,
+		APIQPS:                  200,
+		APIBurst:                20,
 		MaxConcurrentReconciles: 64,
 	}
 }
