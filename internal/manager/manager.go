@@ -135,11 +135,11 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		pixxel.WithBudget(budget.New(budget.Options{
 			MaxRate: o.APIQPS, MaxBurst: o.APIBurst, ProbeInterval: o.MaxPollInterval, Metrics: metrics.KeyMetrics{},
 		})),
-		pixxel.WithTransportWrapper(metrics.InstrumentTransport),
 	}
 	if o.HTTPClient != nil {
 		clientOpts = append(clientOpts, pixxel.WithHTTPClient(o.HTTPClient))
 	}
+	clientOpts = append(clientOpts, pixxel.WithTransportWrapper(metrics.InstrumentTransport))
 	api, err := pixxel.New(o.APIURL, clientOpts...)
 	if err != nil {
 		return nil, fmt.Errorf("--api-url: %w", err)

@@ -67,7 +67,6 @@ type Client struct {
 	userAgent  string
 	limiter    RateLimiter
 	budget     Budget
-	wrap       func(http.RoundTripper) http.RoundTripper
 	now        func() time.Time
 }
 
@@ -90,10 +89,17 @@ func WithRateLimiter(l RateLimiter) Option { return func(c *Client) { c.limiter 
 // WithBudget makes every request ask b first, and tell it the outcome.
 func WithBudget(b Budget) Option { return func(c *Client) { c.budget = b } }
 
-// WithTransportWrapper wraps the HTTP client's transport (the default one or WithHTTPClient's), to
-// measure each request as it goes on the wire.
+// WithTransportWrapper wraps the transport of the HTTP client set so far (the default one, or
+// WithHTTPClient's when that option comes first), to measure each request as it goes on the wire.
 func WithTransportWrapper(wrap func(http.RoundTripper) http.RoundTripper) Option {
-	return func(c *Client) { c.wrap = wrap }
+	return func(c *Client) {
+		hc := *c.httpClient
+		if hc.Transport == nil {
+			hc.Transport = http.DefaultTransport
+		}
+		hc.Transport = wrap(hc.Transport)
+		c.httpClient = &hc
+	}
 }
 
 // WithClock sets the clock used to turn a Retry-After date into a delay.
@@ -122,14 +128,6 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	}
 	for _, o := range opts {
 		o(c)
-	}
-	if c.wrap != nil {
-		hc := *c.httpClient
-		if hc.Transport == nil {
-			hc.Transport = http.DefaultTransport
-		}
-		hc.Transport = c.wrap(hc.Transport)
-		c.httpClient = &hc
 	}
 	return c, nil
 }
