@@ -37,9 +37,9 @@ func TestTrimPodKeepsOnlyWhatTheControllerReads(t *testing.T) {
 	full := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "p", Namespace: "ns", UID: "u-1", ResourceVersion: "42", Generation: 3,
-			Labels:        map[string]string{"app": "x"},
-			Annotations:   map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
-			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
+			Labels:          map[string]string{"app": "x"},
+			Annotations:     map[string]string{"kubectl.kubernetes.io/last-applied-configuration": "{...}"},
+			ManagedFields:   []metav1.ManagedFieldsEntry{{Manager: "kubectl"}},
 			OwnerReferences: []metav1.OwnerReference{{Name: "job"}},
 		},
 		Spec: corev1.PodSpec{
