@@ -24,6 +24,10 @@ const (
 	entrypoint = "/manager"
 )
 
+// description matches the Dockerfile's LABEL, which internal/imagetest compares.
+const description = "Publishes signed URLs of platform task outputs to ConfigMaps or Secrets; " +
+	"/fetch downloads them in pods"
+
 // Metadata is what identifies one build in the image's labels and annotations.
 type Metadata struct {
 	Version  string
@@ -35,7 +39,7 @@ type Metadata struct {
 func (m Metadata) labels() map[string]string {
 	return map[string]string{
 		"org.opencontainers.image.title":       "taskdownload-operator",
-		"org.opencontainers.image.description": "Publishes signed URLs of platform task outputs to ConfigMaps or Secrets; /fetch downloads them in pods",
+		"org.opencontainers.image.description": description,
 		"org.opencontainers.image.source":      m.Source,
 		"org.opencontainers.image.url":         m.Source,
 		"org.opencontainers.image.version":     m.Version,
@@ -164,9 +168,8 @@ func Assemble(platforms []v1.Platform, binDirs map[string]string, m Metadata) (v
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", p, err)
 		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{
-			Add: img, Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: p.OS, Architecture: p.Architecture, Variant: p.Variant}},
-		})
+		platform := p
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &platform}})
 	}
 	return mutate.Annotations(idx, m.labels()).(v1.ImageIndex), nil
 }

@@ -101,7 +101,8 @@ func TestWriteLayoutThenPushToRegistry(t *testing.T) {
 		t.Fatal(err)
 	}
 	if gotDigest, _ := got.Digest(); gotDigest != want || len(m.Manifests) != len(testPlatforms) {
-		t.Fatalf("registry holds index %s with %d manifests, want %s with %d", gotDigest, len(m.Manifests), want, len(testPlatforms))
+		t.Fatalf("registry holds index %s with %d manifests, want %s with %d",
+			gotDigest, len(m.Manifests), want, len(testPlatforms))
 	}
 	for i, d := range m.Manifests {
 		if d.Platform == nil || d.Platform.String() != testPlatforms[i].String() {

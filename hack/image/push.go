@@ -38,7 +38,7 @@ func push(ctx context.Context, layoutDir, ref string, opts ...remote.Option) (st
 func imageIndex(dir string) (v1.ImageIndex, error) {
 	p, err := layout.FromPath(dir)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w (run make image first)", err)
 	}
 	top, err := p.ImageIndex()
 	if err != nil {
@@ -49,7 +49,8 @@ func imageIndex(dir string) (v1.ImageIndex, error) {
 		return nil, err
 	}
 	if len(m.Manifests) != 1 || m.Manifests[0].MediaType != types.OCIImageIndex {
-		return nil, fmt.Errorf("%s: want one image index in index.json, found %d entries (run make image)", dir, len(m.Manifests))
+		return nil, fmt.Errorf("%s: want one image index in index.json, found %d entries (run make image)",
+			dir, len(m.Manifests))
 	}
 	return top.ImageIndex(m.Manifests[0].Digest)
 }
