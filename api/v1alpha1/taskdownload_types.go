@@ -128,26 +128,6 @@ const (
 	PhaseFailed Phase = "Failed"
 )
 
-// Condition types, following kstatus conventions: Reconciling and Stalled are present only while true.
-const (
-	// ConditionReady is True while a signed URL is published.
-	ConditionReady = "Ready"
-	// ConditionReconciling is True while the operator is working towards Ready.
-	ConditionReconciling = "Reconciling"
-	// ConditionStalled is True when the operator cannot make progress without a change by the user.
-	ConditionStalled = "Stalled"
-)
-
-// Keys of the published ConfigMap or Secret.
-const (
-	KeySignedURL  = "SIGNED_URL"
-	KeyStatus     = "STATUS"
-	KeyExpiresAt  = "EXPIRES_AT"
-	KeyWorkflowID = "WORKFLOW_ID"
-	KeyJobID      = "JOB_ID"
-	KeyTaskID     = "TASK_ID"
-)
-
 // TaskRef names a platform task.
 type TaskRef struct {
 	// WorkflowID is the task's workflow.
@@ -170,8 +150,10 @@ type TaskDownloadStatus struct {
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 
-	// TaskStatus is the status the platform API last answered, as it gave it (for example pending or ready).
+	// TaskStatus is the status the platform API last answered (for example pending or ready), without
+	// control characters and cut to 64 characters.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	TaskStatus string `json:"taskStatus,omitempty"`
 
 	// SignedURL is the published download URL. It is omitted when target.kind is Secret.
@@ -199,6 +181,19 @@ type TaskDownloadStatus struct {
 	// +optional
 	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 
+	// PendingSince is when the platform first answered that the package for the current request is not
+	// ready yet. Polls are spaced in proportion to the time waited since, so that readiness is noticed
+	// about 10 % of that time after it happens; it is kept here so that a restart does not start over.
+	// +optional
+	PendingSince *metav1.Time `json:"pendingSince,omitempty"`
+
+	// StalledOn fingerprints the inputs (spec generation, API-key Secret version, requested-at
+	// annotation) of a request the platform refused for good (BadRequest, TaskFailed). The same
+	// request is not made again, also after a restart of the operator, until one of them changes.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	StalledOn string `json:"stalledOn,omitempty"`
+
 	// Conditions are Ready, and Reconciling or Stalled while they are true.
 	// +listType=map
 	// +listMapKey=type
@@ -210,9 +205,11 @@ type TaskDownloadStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=td,categories=pixxel
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.taskStatus`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the published URL expires (a date column would show future times as <invalid>)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 
 // TaskDownload asks the platform for a signed URL to a finished task's outputs and publishes it,
 // replacing it before it expires.
