@@ -70,6 +70,7 @@ func TestMetricsCountRequestsAndPhases(t *testing.T) {
 	g.Expect(metricValue(g, "taskdownload_api_request_duration_seconds", nil)).To(BeNumerically(">", 0))
 	g.Eventually(func(g Gomega) {
 		g.Expect(metricValue(g, "taskdownload_objects", map[string]string{"phase": "Ready"})).To(BeNumerically(">=", 1))
-		g.Expect(metricValue(g, "taskdownload_objects", map[string]string{"phase": "Pending"})).To(BeNumerically(">=", 1))
+		g.Expect(metricValue(g, "taskdownload_objects", map[string]string{"phase": "Failed"})).To(BeNumerically(">=", 1),
+			"the 403 stalls: phase Failed")
 	}).Should(Succeed())
 }

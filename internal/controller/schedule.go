@@ -34,6 +34,16 @@ func refreshAt(obtained time.Time, expiresAt *time.Time, refreshBefore *time.Dur
 	return at, false
 }
 
+// obtainedAt is when a URL obtained at now counts as obtained: now rounded up to the whole second,
+// since status keeps whole seconds and the refresh is computed again from status later. Rounding up
+// never makes a URL look older than it is, so a refresh is never scheduled ahead of time.
+func obtainedAt(now time.Time) time.Time {
+	if t := now.Truncate(time.Second); !t.Equal(now) {
+		return t.Add(time.Second)
+	}
+	return now
+}
+
 // pendingLateness is how late, as a fraction of the time already waited, a pending poll may notice
 // that the package became ready.
 const pendingLateness = 0.1

@@ -109,3 +109,11 @@ func TestWakeUp(t *testing.T) {
 		})
 	}
 }
+
+func TestObtainedAtRoundsUpToWholeSeconds(t *testing.T) {
+	g := NewWithT(t)
+	whole := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
+	g.Expect(obtainedAt(whole)).To(Equal(whole))
+	g.Expect(obtainedAt(whole.Add(time.Millisecond))).To(Equal(whole.Add(time.Second)))
+	g.Expect(obtainedAt(whole.Add(999 * time.Millisecond))).To(Equal(whole.Add(time.Second)))
+}

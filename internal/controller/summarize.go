@@ -53,7 +53,7 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
 		task := p.task
 		st.PublishedTask = &task
-		st.LastRequestTime = &stamp
+		st.LastRequestTime = &metav1.Time{Time: obtainedAt(now)}
 	}
 
 	// Phase and conditions.

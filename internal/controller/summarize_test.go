@@ -66,7 +66,7 @@ func TestSummarize(t *testing.T) {
 				g.Expect(st.SignedURL).To(Equal("https://s/new"))
 				g.Expect(st.PendingSince).To(BeNil(), "the wait is over")
 				g.Expect(*st.PublishedTask).To(Equal(pub.task))
-				g.Expect(st.LastRequestTime.Time).To(Equal(summarizeNow))
+				g.Expect(st.LastRequestTime.Time).To(Equal(summarizeNow), "whole seconds already")
 			}},
 		{name: "refreshed, refreshBefore clamped", prev: ready,
 			obs:   observation{requested: true, answered: true, published: pub, refreshed: true, refreshClamped: true, targetDesc: "Secret x"},
