@@ -31,30 +31,7 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 	}
 	drop := func(condType string) { apimeta.RemoveStatusCondition(&st.Conditions, condType) }
 
-	// What was asked and answered.
-	if obs.requested {
-		st.LastHandledRequestedAt = obs.requestedAt
-		st.PendingSince = obs.pendingSince
-		st.StalledOn = ""
-		if f := obs.failure; f != nil && f.retry == retryNever {
-			st.StalledOn = obs.inputs
-		}
-	}
-	if obs.answered {
-		st.TaskStatus = obs.taskStatus
-	}
-	if obs.suspended {
-		st.PendingSince = nil
-	}
-	if obs.withdrawn != notWithdrawn {
-		st.SignedURL, st.ExpiresAt, st.PublishedTask = "", nil, nil
-	}
-	if p := obs.published; p != nil {
-		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
-		task := p.task
-		st.PublishedTask = &task
-		st.LastRequestTime = &metav1.Time{Time: obtainedAt(now)}
-	}
+	recordFields(&st, obs, now)
 
 	// Phase and conditions.
 	urlPublished := hasPublishedURL(prev) && obs.withdrawn == notWithdrawn
@@ -143,6 +120,34 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 		st.LastRequestTime = &stamp
 	}
 	return st
+}
+
+// recordFields writes what a reconcile asked, was answered and published into status: everything but
+// phase and conditions.
+func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation, now time.Time) {
+	if obs.requested {
+		st.LastHandledRequestedAt = obs.requestedAt
+		st.PendingSince = obs.pendingSince
+		st.StalledOn = ""
+		if f := obs.failure; f != nil && f.retry == retryNever {
+			st.StalledOn = obs.inputs
+		}
+	}
+	if obs.answered {
+		st.TaskStatus = obs.taskStatus
+	}
+	if obs.suspended {
+		st.PendingSince = nil
+	}
+	if obs.withdrawn != notWithdrawn {
+		st.SignedURL, st.ExpiresAt, st.PublishedTask = "", nil, nil
+	}
+	if p := obs.published; p != nil {
+		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
+		task := p.task
+		st.PublishedTask = &task
+		st.LastRequestTime = &metav1.Time{Time: obtainedAt(now)}
+	}
 }
 
 // hasPublishedURL tells whether a status has a URL published and believed to work.
