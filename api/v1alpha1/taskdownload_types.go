@@ -57,8 +57,9 @@ type TaskDownloadSpec struct {
 	Target *Target `json:"target,omitempty"`
 
 	// RefreshBefore makes the operator request a fresh URL this long before the published one expires.
-	// By default it does so when two thirds of the URL's lifetime have passed. It has no effect when
-	// the URL's expiry cannot be read from it; the manager's --default-url-ttl applies then.
+	// By default it does so when two thirds of the URL's lifetime have passed. Each URL is used for at
+	// least a third of its lifetime: a longer RefreshBefore is clamped (a Warning event says so once).
+	// It has no effect when the URL's expiry cannot be read from it; --default-url-ttl applies then.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration"
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
