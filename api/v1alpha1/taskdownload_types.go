@@ -184,9 +184,10 @@ type TaskDownloadStatus struct {
 
 	// PendingSince is when the platform first answered that the package for the current request is not
 	// ready yet. Polls are spaced in proportion to the time waited since, so that readiness is noticed
-	// about 10 % of that time after it happens; it is kept here so that a restart does not start over.
+	// about 10 % of that time after it happens; it is kept here, in microseconds, so that a restart
+	// does not start the wait over.
 	// +optional
-	PendingSince *metav1.Time `json:"pendingSince,omitempty"`
+	PendingSince *metav1.MicroTime `json:"pendingSince,omitempty"`
 
 	// StalledOn fingerprints the inputs (spec generation, API-key Secret version, requested-at
 	// annotation) of a request the platform refused for good (BadRequest, TaskFailed). The same

@@ -22,7 +22,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		return ctrl.Result{}, nil
 	}
 	// A wait for the package goes on across transient failures, but not across new inputs.
-	var waitingSince *metav1.Time
+	var waitingSince *metav1.MicroTime
 	if st.PendingSince != nil && s.inputsHandled() {
 		waitingSince = st.PendingSince
 	}
@@ -50,7 +50,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 			"The platform reports the download package as %q", s.obs.taskStatus)
 	case pixxel.StatePending:
 		if waitingSince == nil {
-			waitingSince = &metav1.Time{Time: s.now}
+			waitingSince = &metav1.MicroTime{Time: s.now}
 		}
 		s.obs.pending, s.obs.pendingSince = true, waitingSince
 		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())

@@ -50,7 +50,7 @@ type observation struct {
 	// pending: the answer was "not ready yet"; pendingSince is when the current wait began (kept
 	// across transient failures, nil once the wait is over).
 	pending      bool
-	pendingSince *metav1.Time
+	pendingSince *metav1.MicroTime
 	// signedURL is the URL of a ready answer, before it is published.
 	signedURL string
 

@@ -33,7 +33,7 @@ func TestSummarize(t *testing.T) {
 	ready.PublishedTask = &v1.TaskRef{WorkflowID: "w", JobID: "j", TaskID: "t"}
 	pending := statusWith(v1.PhasePending,
 		[3]string{v1.ConditionReady, "False", v1.ReasonPending}, [3]string{v1.ConditionReconciling, "True", v1.ReasonPending})
-	pending.PendingSince = &metav1.Time{Time: summarizeNow.Add(-time.Minute)}
+	pending.PendingSince = &metav1.MicroTime{Time: summarizeNow.Add(-time.Minute)}
 	fresh := v1.TaskDownloadStatus{ObservedGeneration: -1}
 	pub := &publication{signedURL: "https://s/new", taskStatus: "ready", task: v1.TaskRef{WorkflowID: "w", JobID: "j", TaskID: "t"}}
 	forbidden := classify(&pixxelError403)
@@ -52,7 +52,7 @@ func TestSummarize(t *testing.T) {
 		check       func(g Gomega, st v1.TaskDownloadStatus)
 	}{
 		{name: "new object, pending answer", prev: fresh,
-			obs:   observation{requested: true, answered: true, taskStatus: "pending", pending: true, pendingSince: &metav1.Time{Time: summarizeNow}},
+			obs:   observation{requested: true, answered: true, taskStatus: "pending", pending: true, pendingSince: &metav1.MicroTime{Time: summarizeNow}},
 			phase: v1.PhasePending, ready: "False/Pending", reconciling: "True/Pending",
 			check: func(g Gomega, st v1.TaskDownloadStatus) {
 				g.Expect(st.PendingSince.Time).To(Equal(summarizeNow))
