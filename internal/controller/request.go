@@ -34,7 +34,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 	})
 	if err != nil {
 		f := classify(err)
-		f.message = printable(f.message, s.apiKey)
+		f.message = conditionMessage(printable(f.message, s.apiKey))
 		if !f.stalled {
 			s.obs.pendingSince = waitingSince
 		}
