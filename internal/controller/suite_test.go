@@ -90,6 +90,7 @@ func run(m *testing.M) int {
 	defer func() { stopManager() }()
 
 	code := m.Run()
+	// DUMP_LOGS=1 prints the operator's log, to debug a failing test.
 	if os.Getenv("DUMP_LOGS") != "" {
 		fmt.Fprintln(os.Stderr, logBuffer.String())
 	}
