@@ -1,0 +1,352 @@
+package fetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
+	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
+)
+
+// retryJitter spreads the retries of many pods started together (a Job's parallel pods) so that they
+// do not hit the storage in step.
+const retryJitter = 0.5
+
+// retryBackoff doubles RetryDelay up to RetryMaxDelay. wait.Backoff adds its jitter on top of the capped
+// duration, so the cap it is given leaves room for the jitter: no delay exceeds RetryMaxDelay.
+func retryBackoff(o Options) wait.Backoff {
+	capped := time.Duration(float64(o.RetryMaxDelay) / (1 + retryJitter))
+	return wait.Backoff{
+		Duration: min(o.RetryDelay, capped),
+		Factor:   2,
+		Jitter:   retryJitter,
+		Steps:    math.MaxInt32,
+		Cap:      capped,
+	}
+}
+
+// newTransport bounds every wait but the body's length: the connection, the TLS handshake and the
+// response headers here, the gaps between body bytes in attempt.
+func newTransport(o *Options) *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: o.ConnectTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   o.ConnectTimeout,
+		ResponseHeaderTimeout: o.ResponseHeaderTimeout,
+		ExpectContinueTimeout: time.Second,
+		IdleConnTimeout:       90 * time.Second,
+		ForceAttemptHTTP2:     true,
+		// Transparent gzip would hide Content-Length and break Range offsets.
+		DisableCompression: true,
+	}
+}
+
+// withSafeRedirects returns a copy of c (or a new client) that never follows a redirect from https
+// to a weaker scheme: the signed URL's credentials and the package would travel in clear text.
+func withSafeRedirects(c *http.Client, o *Options) *http.Client {
+	if c == nil {
+		c = &http.Client{Transport: newTransport(o)}
+	} else {
+		cp := *c
+		c = &cp
+	}
+	next := c.CheckRedirect
+	c.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if len(via) >= 10 {
+			return permanent(errors.New("stopped after 10 redirects"))
+		}
+		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return permanent(fmt.Errorf("refusing to follow a redirect from https to %s (%s)",
+				req.URL.Scheme, redact(req.URL.String())))
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+	return c
+}
+
+// permanentError ends the download without retrying: the same request would fail the same way.
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+func permanent(err error) error { return &permanentError{err} }
+
+// refusedURLError is a 401/403: the signature expired or was revoked, and only a new URL helps.
+type refusedURLError struct{ status int }
+
+func (e *refusedURLError) Error() string { return fmt.Sprintf("the storage refused the URL (%d)", e.status) }
+
+// errStalled cancels an attempt that received no byte for IdleTimeout.
+var errStalled = errors.New("stalled")
+
+// transfer is one download across attempts: what the file holds, and which object it came from.
+type transfer struct {
+	o    Options
+	f    *os.File
+	have int64
+	// total is the object's size, -1 when unknown.
+	total int64
+	// etag and lastModified identify the object the bytes in f came from; a resumed response must carry
+	// the same one, or the file would hold the start of one object and the end of another.
+	etag, lastModified string
+}
+
+// download writes the package into f, retrying and resuming, and returns the URL it came from.
+func download(ctx context.Context, o Options, rawURL string, f *os.File) (string, error) {
+	t := &transfer{o: o, f: f, total: -1}
+	backoff := retryBackoff(o)
+	failures := 0
+	for {
+		err := t.attempt(ctx, rawURL)
+		if err == nil {
+			return rawURL, nil
+		}
+		if ctx.Err() != nil {
+			return "", ctx.Err()
+		}
+		if e, ok := errors.AsType[*refusedURLError](err); ok {
+			// A refreshed URL is not a failed attempt: the operator renews URLs before they expire.
+			if rawURL, err = waitForNewURL(ctx, o, rawURL, e.status); err != nil {
+				return "", err
+			}
+			continue
+		}
+		if _, ok := errors.AsType[*Error](err); ok {
+			return "", err
+		}
+		if _, ok := errors.AsType[*permanentError](err); ok {
+			return "", downloadFailed(err)
+		}
+		failures++
+		if failures > o.Retries {
+			return "", downloadFailed(fmt.Errorf("download failed after %d attempts: %w", failures, err))
+		}
+		delay := backoff.Step()
+		o.Log.Info("Retrying download", "attempt", failures+1, "of", o.Retries+1, "in", delay.Round(time.Millisecond),
+			"resumeAt", humanBytes(float64(t.have)), "error", err)
+		timer := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return "", ctx.Err()
+		case <-timer.C:
+		}
+		// A URL the operator refreshed meanwhile is used at once.
+		if u, err := readURL(o); err == nil && u != "" {
+			rawURL = u
+		}
+	}
+}
+
+// restart forgets what was downloaded.
+func (t *transfer) restart() error {
+	t.have, t.total, t.etag, t.lastModified = 0, -1, "", ""
+	return t.f.Truncate(0)
+}
+
+// validator is the If-Range value: a strong ETag, else Last-Modified; empty when the object has neither
+// and cannot be resumed safely.
+func (t *transfer) validator() string {
+	if t.etag != "" && !strings.HasPrefix(t.etag, "W/") {
+		return t.etag
+	}
+	return t.lastModified
+}
+
+// sameObject reports whether a 206 comes from the object the file's bytes came from.
+func (t *transfer) sameObject(h http.Header, size int64) bool {
+	if t.total >= 0 && size != t.total {
+		return false
+	}
+	if t.etag != "" && !strings.HasPrefix(t.etag, "W/") {
+		return h.Get("ETag") == t.etag
+	}
+	return t.lastModified != "" && h.Get("Last-Modified") == t.lastModified
+}
+
+// attempt makes one request, resuming after what the file holds when the object can be identified.
+func (t *transfer) attempt(parent context.Context, rawURL string) error {
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") {
+		return &Error{ExitFailed, fmt.Errorf("invalid URL %s: only http and https are supported", redact(rawURL))}
+	}
+	if t.have > 0 {
+		if v := t.validator(); v != "" {
+			req.Header.Set("Range", fmt.Sprintf("bytes=%d-", t.have))
+			req.Header.Set("If-Range", v)
+		} else {
+			t.o.Log.Info("The storage gave no ETag or Last-Modified to check a resumed download against; starting over")
+			if err := t.restart(); err != nil {
+				return &Error{ExitFailed, err}
+			}
+		}
+	}
+	resp, err := t.o.HTTPClient.Do(req)
+	if err != nil {
+		if p, ok := errors.AsType[*permanentError](err); ok {
+			return p
+		}
+		return fmt.Errorf("requesting %s: %w", redact(rawURL), signedurl.StripURLError(err))
+	}
+	defer func() { _ = resp.Body.Close() }()
+
+	switch resp.StatusCode {
+	case http.StatusOK:
+		if t.have > 0 {
+			t.o.Log.Info("The object changed or the storage does not resume; starting over")
+		}
+		if err := t.restart(); err != nil {
+			return &Error{ExitFailed, err}
+		}
+		t.total, t.etag, t.lastModified = resp.ContentLength, resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+	case http.StatusPartialContent:
+		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
+		if !ok || start != t.have {
+			return fmt.Errorf("the storage answered an unexpected range %q",
+				signedurl.CleanText(resp.Header.Get("Content-Range")))
+		}
+		if !t.sameObject(resp.Header, size) {
+			t.o.Log.Info("The object changed since the download began; starting over")
+			if err := t.restart(); err != nil {
+				return &Error{ExitFailed, err}
+			}
+			return errors.New("the object changed since the download began")
+		}
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return &refusedURLError{resp.StatusCode}
+	default:
+		err := fmt.Errorf("the storage answered %s%s", signedurl.CleanText(resp.Status), storageMessage(resp.Body))
+		if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
+			_ = t.restart()
+			return err
+		}
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests &&
+			resp.StatusCode != http.StatusRequestTimeout {
+			return permanent(err)
+		}
+		return err
+	}
+	if t.total > t.o.MaxBytes {
+		return refused("the package is %s, more than --max-bytes (%s)", humanBytes(float64(t.total)),
+			humanBytes(float64(t.o.MaxBytes)))
+	}
+	return t.receive(ctx, cancel, resp.Body)
+}
+
+// receive appends the body to the file, ending the attempt when no byte arrives for IdleTimeout.
+func (t *transfer) receive(ctx context.Context, cancel context.CancelCauseFunc, body io.Reader) error {
+	if _, err := t.f.Seek(t.have, io.SeekStart); err != nil {
+		return &Error{ExitFailed, err}
+	}
+	idle := time.AfterFunc(t.o.IdleTimeout, func() { cancel(errStalled) })
+	defer idle.Stop()
+	prog := newProgress(t.o, t.have, t.total)
+	defer prog.stop()
+
+	out := &fileWriter{f: t.f}
+	in := &idleReader{r: io.LimitReader(body, t.o.MaxBytes-t.have+1), timer: idle, d: t.o.IdleTimeout}
+	n, copyErr := io.Copy(out, io.TeeReader(in, prog))
+	t.have += n
+	prog.finish(t.have)
+	switch {
+	case out.err != nil:
+		return &Error{ExitFailed, fmt.Errorf("writing the download: %w", out.err)}
+	case t.have > t.o.MaxBytes:
+		return refused("the package exceeds --max-bytes (%s)", humanBytes(float64(t.o.MaxBytes)))
+	case errors.Is(context.Cause(ctx), errStalled):
+		return fmt.Errorf("no data received for %s after %s; the connection stalled", t.o.IdleTimeout,
+			humanBytes(float64(t.have)))
+	case copyErr != nil:
+		return fmt.Errorf("connection lost after %s: %w", humanBytes(float64(t.have)), signedurl.StripURLError(copyErr))
+	case t.total >= 0 && t.have != t.total:
+		return fmt.Errorf("received %d of %d bytes (Content-Length)", t.have, t.total)
+	}
+	return nil
+}
+
+// idleReader pushes the stall deadline back whenever bytes arrive.
+type idleReader struct {
+	r     io.Reader
+	timer *time.Timer
+	d     time.Duration
+}
+
+func (r *idleReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if n > 0 {
+		r.timer.Reset(r.d)
+	}
+	return n, err
+}
+
+// fileWriter remembers a write error, which is ours (disk full) and not worth a retry.
+type fileWriter struct {
+	f   *os.File
+	err error
+}
+
+func (w *fileWriter) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
+}
+
+// parseContentRange reads "bytes start-end/size"; size is -1 when "*".
+func parseContentRange(v string) (start, size int64, ok bool) {
+	v, found := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
+	if !found {
+		return 0, 0, false
+	}
+	rng, sz, found := strings.Cut(v, "/")
+	if !found {
+		return 0, 0, false
+	}
+	size, err := strconv.ParseInt(sz, 10, 64)
+	if err != nil {
+		size = -1
+	}
+	s, _, found := strings.Cut(rng, "-")
+	if !found {
+		return 0, 0, false
+	}
+	start, err = strconv.ParseInt(s, 10, 64)
+	return start, size, err == nil && start >= 0
+}
+
+var xmlCode, xmlMessage = regexp.MustCompile(`<Code>([^<]{1,100})</Code>`), regexp.MustCompile(`<Message>([^<]{1,300})</Message>`)
+
+// storageMessage keeps the Code and Message of an S3/GCS/Azure XML error body. Nothing else of the body
+// is shown: a SignatureDoesNotMatch body echoes the signature.
+func storageMessage(body io.Reader) string {
+	b, _ := io.ReadAll(io.LimitReader(body, 8<<10))
+	var parts []string
+	for _, re := range []*regexp.Regexp{xmlCode, xmlMessage} {
+		if m := re.FindSubmatch(b); m != nil {
+			parts = append(parts, textutil.Truncate(signedurl.CleanText(string(m[1])), 200, "…"))
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return ": " + strings.Join(parts, ": ")
+}
