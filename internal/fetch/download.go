@@ -69,7 +69,7 @@ func withSafeRedirects(c *http.Client, o *Options) *http.Client {
 		}
 		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
 			return permanent(fmt.Errorf("refusing to follow a redirect from https to %s (%s)",
-				req.URL.Scheme, redact(req.URL.String())))
+				req.URL.Scheme, signedurl.Redact(req.URL.String())))
 		}
 		if next != nil {
 			return next(req, via)
@@ -90,7 +90,9 @@ func permanent(err error) error { return &permanentError{err} }
 // refusedURLError is a 401/403: the signature expired or was revoked, and only a new URL helps.
 type refusedURLError struct{ status int }
 
-func (e *refusedURLError) Error() string { return fmt.Sprintf("the storage refused the URL (%d)", e.status) }
+func (e *refusedURLError) Error() string {
+	return fmt.Sprintf("the storage refused the URL (%d)", e.status)
+}
 
 // errStalled cancels an attempt that received no byte for IdleTimeout.
 var errStalled = errors.New("stalled")
@@ -186,7 +188,7 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") {
-		return &Error{ExitFailed, fmt.Errorf("invalid URL %s: only http and https are supported", redact(rawURL))}
+		return &Error{ExitFailed, fmt.Errorf("invalid URL %s: only http and https are supported", signedurl.Redact(rawURL))}
 	}
 	if t.have > 0 {
 		if v := t.validator(); v != "" {
@@ -204,7 +206,7 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 		if p, ok := errors.AsType[*permanentError](err); ok {
 			return p
 		}
-		return fmt.Errorf("requesting %s: %w", redact(rawURL), signedurl.StripURLError(err))
+		return fmt.Errorf("requesting %s: %w", signedurl.Redact(rawURL), signedurl.StripURLError(err))
 	}
 	defer func() { _ = resp.Body.Close() }()
 
@@ -271,7 +273,7 @@ func (t *transfer) receive(ctx context.Context, cancel context.CancelCauseFunc, 
 		return &Error{ExitFailed, fmt.Errorf("writing the download: %w", out.err)}
 	case t.have > t.o.MaxBytes:
 		return refused("the package exceeds --max-bytes (%s)", humanBytes(float64(t.o.MaxBytes)))
-	case errors.Is(context.Cause(ctx), errStalled):
+	case copyErr != nil && errors.Is(context.Cause(ctx), errStalled):
 		return fmt.Errorf("no data received for %s after %s; the connection stalled", t.o.IdleTimeout,
 			humanBytes(float64(t.have)))
 	case copyErr != nil:

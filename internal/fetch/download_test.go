@@ -166,7 +166,7 @@ func TestStalledTransferFailsAfterRetries(t *testing.T) {
 	s := newStorage(t, randomBytes(1000))
 	s.stallAfter = 10
 	o, logs := serveURL(t, s.url("good"))
-	o.IdleTimeout = 200 * time.Millisecond
+	o.IdleTimeout = 500 * time.Millisecond // long enough for a loaded machine to read the 10 bytes
 	o.Retries = 2
 
 	done := make(chan error, 1)

@@ -16,9 +16,12 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
 )
 
-// stagingPrefix names what fetch keeps in the destination while it works; leftovers of a killed run
-// are removed by the next one.
-const stagingPrefix = ".fetch-"
+// What fetch keeps in the destination while it works, as os.CreateTemp and os.MkdirTemp patterns;
+// leftovers of a killed run are removed by the next one.
+const (
+	partialPattern = ".fetch-*.partial"
+	stagingPattern = ".fetch-extract-*"
+)
 
 // archiveKind decides how to unpack the download: as asked, or by its first bytes when auto.
 func archiveKind(o Options, f *os.File) (string, error) {
@@ -48,7 +51,7 @@ func archiveKind(o Options, f *os.File) (string, error) {
 // and only then renames each top-level entry into place. A refused or broken archive leaves Dest as
 // it was.
 func extractInto(o Options, f *os.File, kind string) error {
-	staging, err := os.MkdirTemp(o.Dest, stagingPrefix+"extract-*")
+	staging, err := os.MkdirTemp(o.Dest, stagingPattern)
 	if err != nil {
 		return err
 	}

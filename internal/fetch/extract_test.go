@@ -25,7 +25,7 @@ func TestExtractsZipAndTarGz(t *testing.T) {
 	o, err = fetchArchive(t, tarGz(t, []tar.Header{
 		{Name: "scene/", Typeflag: tar.TypeDir, Mode: 0o700},
 		regular("scene/band2.tif"),
-		symlink("scene/all", "."),                 // a link to its own directory stays inside
+		symlink("scene/all", "."),                // a link to its own directory stays inside
 		symlink("top", "scene/all/../scene/all"), // and so does a path through it that comes back
 	}, map[string]string{"scene/band2.tif": "B2"}))
 	g.Expect(err).NotTo(HaveOccurred())

@@ -18,8 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 )
 
 // Run fetches the package.
@@ -35,7 +33,7 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	partial, err := os.CreateTemp(o.Dest, stagingPrefix+"*.partial")
+	partial, err := os.CreateTemp(o.Dest, partialPattern)
 	if err != nil {
 		return fmt.Errorf("creating temporary file: %w", err)
 	}
@@ -78,8 +76,9 @@ func Run(ctx context.Context, o Options) error {
 // removeLeftovers removes what a killed run left in Dest (the kubelet restarts an init container in the
 // same emptyDir): a stale partial download or staging tree would otherwise take the volume's space.
 func removeLeftovers(o Options) {
-	old, _ := filepath.Glob(filepath.Join(o.Dest, stagingPrefix+"*"))
-	for _, p := range old {
+	partials, _ := filepath.Glob(filepath.Join(o.Dest, partialPattern))
+	stagings, _ := filepath.Glob(filepath.Join(o.Dest, stagingPattern))
+	for _, p := range append(partials, stagings...) {
 		if err := os.RemoveAll(p); err == nil {
 			o.Log.Info("Removed what an interrupted run left behind", "path", p)
 		}
@@ -178,6 +177,3 @@ func outputName(rawURL string) string {
 	}
 	return name
 }
-
-// redact is how a URL appears in errors and logs.
-func redact(rawURL string) string { return signedurl.Redact(rawURL) }
