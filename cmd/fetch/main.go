@@ -50,7 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			"fixed at container start: when it is empty fetch exits at once (code 3) so that the kubelet\n"+
 			"restarts it with fresh values. Prefer --url-file.")
 	flags.StringVar(&o.Dest, "dest", "", "Directory to extract the package into, or to save it in.")
-	flags.StringVar(&o.Extract, "extract", o.Extract, "auto (by content), zip, tar, tar.gz, or none to keep the file as is.")
+	flags.StringVar(&o.Extract, "extract", o.Extract,
+		"auto (by content), zip, tar, tar.gz, or none to keep the file as is.")
 	flags.StringVar(&o.OutputName, "output-name", "",
 		"File name when not extracting (default: the URL path's last segment).")
 	flags.DurationVar(&o.WaitTimeout, "wait-timeout", o.WaitTimeout,
@@ -58,8 +59,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.IntVar(&o.Retries, "retries", o.Retries, "Failed attempts to retry, resuming where the last one stopped.")
 	flags.DurationVar(&o.RetryDelay, "retry-delay", o.RetryDelay,
 		"First delay between attempts; it doubles, with up to 50% random jitter, up to --retry-max-delay.")
-	flags.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay, "Longest delay between attempts, jitter included.")
-	flags.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout, "Longest wait for a connection and its TLS handshake.")
+	flags.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay,
+		"Longest delay between attempts, jitter included.")
+	flags.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout,
+		"Longest wait for a connection and its TLS handshake.")
 	flags.DurationVar(&o.ResponseHeaderTimeout, "response-header-timeout", o.ResponseHeaderTimeout,
 		"Longest wait for the storage's response headers once the request is sent.")
 	flags.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout,
@@ -69,7 +72,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	flags.Var(bytesFlag{&o.MaxBytes}, "max-bytes",
 		"Largest download, and largest extracted size, accepted, as a `quantity` (50Gi, 500M). Extraction needs\n"+
 			"room for both the archive and its contents: size the volume (emptyDir sizeLimit) at twice this.")
-	flags.IntVar(&o.MaxEntries, "max-entries", o.MaxEntries, "Most entries (files, directories, links) an archive may hold.")
+	flags.IntVar(&o.MaxEntries, "max-entries", o.MaxEntries,
+		"Most entries (files, directories, links) an archive may hold.")
 	flags.Var(modeFlag{&o.FileMode}, "file-mode", "Permissions of the files written, in `octal`.")
 	flags.Var(modeFlag{&o.DirMode}, "dir-mode", "Permissions of the directories created, in `octal`.")
 	showVersion := flags.Bool("version", false, "Print the version and exit.")

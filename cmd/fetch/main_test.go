@@ -171,7 +171,8 @@ func TestHelpAndVersion(t *testing.T) {
 	code, stdout, _ := runBinary(t, nil, "--help")
 	g.Expect(code).To(Equal(0))
 	g.Expect(stdout).To(ContainSubstring(fetch.ExitCodes))
-	g.Expect(stdout).To(ContainSubstring("-retry-delay duration\n    \tFirst delay between attempts; it doubles, with up to 50% random jitter, up to --retry-max-delay. (default 1s)"),
+	g.Expect(stdout).To(ContainSubstring("-retry-delay duration\n    \tFirst delay between attempts; it doubles, "+
+		"with up to 50% random jitter, up to --retry-max-delay. (default 1s)"),
 		"the help states the default that is used")
 	g.Expect(stdout).To(ContainSubstring("(default 50Gi)"))
 	g.Expect(stdout).To(ContainSubstring("-idle-timeout duration"))
@@ -183,7 +184,9 @@ func TestHelpAndVersion(t *testing.T) {
 }
 
 func TestMaxBytesTakesQuantities(t *testing.T) {
-	for in, want := range map[string]int64{"50Gi": 50 << 30, "500M": 500_000_000, "1.5Gi": 3 << 29, "1048576": 1 << 20, "1k": 1000} {
+	for in, want := range map[string]int64{
+		"50Gi": 50 << 30, "500M": 500_000_000, "1.5Gi": 3 << 29, "1048576": 1 << 20, "1k": 1000,
+	} {
 		var v int64
 		NewWithT(t).Expect(bytesFlag{&v}.Set(in)).To(Succeed(), in)
 		NewWithT(t).Expect(v).To(Equal(want), in)

@@ -13,7 +13,7 @@ func TestRetryDelaysAreJitteredAndCapped(t *testing.T) {
 	o := DefaultOptions()
 	o.RetryDelay, o.RetryMaxDelay = 100*time.Millisecond, 2*time.Second
 	seen := map[time.Duration]bool{}
-	for run := 0; run < 20; run++ {
+	for range 20 {
 		b := retryBackoff(o)
 		first := b.Step()
 		g.Expect(first).To(BeNumerically(">=", 100*time.Millisecond))
@@ -21,7 +21,7 @@ func TestRetryDelaysAreJitteredAndCapped(t *testing.T) {
 		seen[first] = true
 		second := b.Step()
 		g.Expect(second).To(BeNumerically(">=", 200*time.Millisecond), "the delay doubles")
-		for i := 0; i < 20; i++ {
+		for i := range 20 {
 			d := b.Step()
 			g.Expect(d).To(BeNumerically("<=", o.RetryMaxDelay), "never above --retry-max-delay")
 			if i > 10 {

@@ -67,7 +67,7 @@ func withSafeRedirects(c *http.Client, o *Options) *http.Client {
 		if len(via) >= 10 {
 			return permanent(errors.New("stopped after 10 redirects"))
 		}
-		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+		if from, to := via[0].URL.Scheme, req.URL.Scheme; from == schemeHTTPS && to != schemeHTTPS {
 			return permanent(fmt.Errorf("refusing to follow a redirect from https to %s (%s)",
 				req.URL.Scheme, signedurl.Redact(req.URL.String())))
 		}
@@ -78,6 +78,8 @@ func withSafeRedirects(c *http.Client, o *Options) *http.Client {
 	}
 	return c
 }
+
+const schemeHTTPS = "https"
 
 // permanentError ends the download without retrying: the same request would fail the same way.
 type permanentError struct{ err error }
@@ -187,7 +189,7 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") {
+	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != schemeHTTPS) {
 		return &Error{ExitFailed, fmt.Errorf("invalid URL %s: only http and https are supported", signedurl.Redact(rawURL))}
 	}
 	if t.have > 0 {

@@ -63,7 +63,7 @@ func TestResumeAfterTheObjectChangedStartsOver(t *testing.T) {
 			g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
 			got, err := os.ReadFile(filepath.Join(o.Dest, "task.bin"))
 			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(len(got)).To(Equal(len(repackaged)))
+			g.Expect(got).To(HaveLen(len(repackaged)))
 			g.Expect(bytes.Equal(got, repackaged)).To(BeTrue(), "exactly the new object")
 			reqs := s.log()
 			g.Expect(reqs[1].ifRange).To(Equal(`"v1"`), "the resume names the object it continues")

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"slices"
 	"strings"
 	"unicode"
 )
@@ -228,7 +229,7 @@ func (x *extractor) resolvesInside(elems []string) (bool, error) {
 			cur = cur[:len(cur)-1]
 			continue
 		}
-		next := strings.Join(append(cur[:len(cur):len(cur)], e), "/")
+		next := strings.Join(append(slices.Clip(cur), e), "/")
 		info, err := x.root.Lstat(next)
 		if err != nil || info.Mode()&fs.ModeSymlink == 0 {
 			cur = append(cur, e)
