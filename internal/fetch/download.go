@@ -111,9 +111,9 @@ type transfer struct {
 	etag, lastModified string
 }
 
-// download writes the package into f, retrying and resuming, and returns the URL it came from.
-func download(ctx context.Context, o Options, rawURL string, f *os.File) (string, error) {
-	t := &transfer{o: o, f: f, total: -1}
+// download writes the package into t's file, retrying and resuming, and returns the URL it came from.
+func (t *transfer) download(ctx context.Context, rawURL string) (string, error) {
+	o := t.o
 	backoff := retryBackoff(o)
 	failures := 0
 	for {
@@ -158,12 +158,6 @@ func download(ctx context.Context, o Options, rawURL string, f *os.File) (string
 	}
 }
 
-// restart forgets what was downloaded.
-func (t *transfer) restart() error {
-	t.have, t.total, t.etag, t.lastModified = 0, -1, "", ""
-	return t.f.Truncate(0)
-}
-
 // validator is the If-Range value: a strong ETag, else Last-Modified; empty when the object has neither
 // and cannot be resumed safely.
 func (t *transfer) validator() string {
@@ -191,6 +185,15 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != schemeHTTPS) {
 		return &Error{ExitFailed, fmt.Errorf("invalid URL %s: only http and https are supported", signedurl.Redact(rawURL))}
+	}
+	if t.have > 0 && t.have == t.total {
+		// A previous run got everything and was stopped before it finished (during extraction). Asking
+		// again for the last byte checks that the object is still the one on disk; "bytes=total-" would
+		// only get a 416.
+		t.have--
+		if err := t.f.Truncate(t.have); err != nil {
+			return &Error{ExitFailed, err}
+		}
 	}
 	if t.have > 0 {
 		if v := t.validator(); v != "" {
@@ -221,6 +224,9 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 			return &Error{ExitFailed, err}
 		}
 		t.total, t.etag, t.lastModified = resp.ContentLength, resp.Header.Get("ETag"), resp.Header.Get("Last-Modified")
+		if err := t.saveState(); err != nil {
+			return &Error{ExitFailed, fmt.Errorf("saving the download's state: %w", err)}
+		}
 	case http.StatusPartialContent:
 		start, size, ok := parseContentRange(resp.Header.Get("Content-Range"))
 		if !ok || start != t.have {

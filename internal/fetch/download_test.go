@@ -3,6 +3,7 @@ package fetch_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -329,8 +330,60 @@ func TestLeftoversOfAKilledRunAreRemoved(t *testing.T) {
 	o, _ := serveURL(t, s.url("good"))
 	o.Extract = "none"
 	g.Expect(os.MkdirAll(filepath.Join(o.Dest, ".fetch-extract-123", "scene"), 0o755)).To(Succeed())
-	g.Expect(os.WriteFile(filepath.Join(o.Dest, ".fetch-456.partial"), randomBytes(1000), 0o600)).To(Succeed())
+	// A partial download without the state that says which object it came from cannot be resumed.
+	g.Expect(os.WriteFile(filepath.Join(o.Dest, ".fetch-download.partial"), randomBytes(3), 0o600)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(o.Dest, "keep.txt"), nil, 0o600)).To(Succeed())
 	g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
 	g.Expect(tree(t, o.Dest)).To(ConsistOf("keep.txt", "task.bin"))
+	g.Expect(os.ReadFile(filepath.Join(o.Dest, "task.bin"))).To(Equal([]byte("data")))
+	g.Expect(s.log()[0].rng).To(BeEmpty())
+}
+
+// The kubelet restarts a failed init container in the same pod (restartPolicy OnFailure) with the same
+// emptyDir: the next run resumes the download, only if the object is the same.
+func TestResumesTheDownloadOfAPreviousRun(t *testing.T) {
+	for _, changed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("object changed: %v", changed), func(t *testing.T) {
+			g := NewWithT(t)
+			payload, repackaged := randomBytes(1<<20), randomBytes(700_000)
+			s := newStorage(t, payload)
+			s.dropAfter = 300_000
+			o, _ := serveURL(t, s.url("good"))
+			o.Extract = "none"
+			o.Retries = 0
+			err := fetch.Run(context.Background(), o)
+			g.Expect(fetch.ExitCode(err)).To(Equal(fetch.ExitDownloadFailed), "%v", err)
+			g.Expect(tree(t, o.Dest)).To(ConsistOf(".fetch-download.partial", ".fetch-download.json"))
+
+			want := payload
+			if changed {
+				s.mu.Lock()
+				s.replace(repackaged, `"v2"`)
+				s.mu.Unlock()
+				want = repackaged
+			}
+			g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
+			g.Expect(tree(t, o.Dest)).To(ConsistOf("task.bin"))
+			got, err := os.ReadFile(filepath.Join(o.Dest, "task.bin"))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(bytes.Equal(got, want)).To(BeTrue(), "exactly one object")
+			g.Expect(s.log()[1]).To(Equal(request{"bytes=300000-", `"v1"`, "good"}))
+		})
+	}
+}
+
+// A run killed while extracting leaves a complete download: the next run checks it with one byte.
+func TestCompleteDownloadOfAPreviousRunIsChecked(t *testing.T) {
+	g := NewWithT(t)
+	payload := randomBytes(100_000)
+	s := newStorage(t, payload)
+	o, _ := serveURL(t, s.url("good"))
+	o.Extract = "none"
+	g.Expect(os.MkdirAll(o.Dest, 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(o.Dest, ".fetch-download.partial"), payload, 0o600)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(o.Dest, ".fetch-download.json"),
+		[]byte(`{"etag":"\"v1\"","total":100000}`), 0o600)).To(Succeed())
+	g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
+	g.Expect(os.ReadFile(filepath.Join(o.Dest, "task.bin"))).To(Equal(payload))
+	g.Expect(s.log()).To(Equal([]request{{"bytes=99999-", `"v1"`, "good"}}))
 }

@@ -16,12 +16,9 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
 )
 
-// What fetch keeps in the destination while it works, as os.CreateTemp and os.MkdirTemp patterns;
-// leftovers of a killed run are removed by the next one.
-const (
-	partialPattern = ".fetch-*.partial"
-	stagingPattern = ".fetch-extract-*"
-)
+// stagingPattern names the directories archives are extracted into (os.MkdirTemp); leftovers of a
+// killed run are removed by the next one.
+const stagingPattern = ".fetch-extract-*"
 
 // archiveKind decides how to unpack the download: as asked, or by its first bytes when auto.
 func archiveKind(o Options, f *os.File) (string, error) {

@@ -33,15 +33,21 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	partial, err := os.CreateTemp(o.Dest, partialPattern)
+	t, err := newTransfer(o)
 	if err != nil {
-		return fmt.Errorf("creating temporary file: %w", err)
+		return fmt.Errorf("creating the download file: %w", err)
 	}
-	defer func() { _ = os.Remove(partial.Name()) }()
-	defer func() { _ = partial.Close() }()
-
-	rawURL, err = download(ctx, o, rawURL, partial)
-	if err != nil {
+	partial := t.f
+	keep := false
+	defer func() {
+		_ = partial.Close()
+		if !keep {
+			removeDownload(o)
+		}
+	}()
+	if rawURL, err = t.download(ctx, rawURL); err != nil {
+		// What was downloaded is kept for the next run only while it can still be completed.
+		keep = ExitCode(err) == ExitDownloadFailed || errors.Is(err, context.Canceled)
 		return err
 	}
 	kind, err := archiveKind(o, partial)
@@ -74,11 +80,11 @@ func Run(ctx context.Context, o Options) error {
 }
 
 // removeLeftovers removes what a killed run left in Dest (the kubelet restarts an init container in the
-// same emptyDir): a stale partial download or staging tree would otherwise take the volume's space.
+// same emptyDir): a half-extracted tree would otherwise take the volume's space. A partial download is
+// resumed instead (see newTransfer).
 func removeLeftovers(o Options) {
-	partials, _ := filepath.Glob(filepath.Join(o.Dest, partialPattern))
 	stagings, _ := filepath.Glob(filepath.Join(o.Dest, stagingPattern))
-	for _, p := range append(partials, stagings...) {
+	for _, p := range stagings {
 		if err := os.RemoveAll(p); err == nil {
 			o.Log.Info("Removed what an interrupted run left behind", "path", p)
 		}
