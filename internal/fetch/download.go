@@ -125,7 +125,7 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 		if p, ok := errors.AsType[*permanentError](err); ok {
 			return p
 		}
-		return fmt.Errorf("requesting %s: %w", signedurl.Redact(rawURL), signedurl.StripURLError(err))
+		return signedurl.StripURLError(err) // names the redacted URL: Get "https://host/key": cause
 	}
 	defer func() { _ = resp.Body.Close() }()
 
