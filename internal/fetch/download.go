@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 )
 
@@ -56,6 +57,9 @@ func (t *transfer) download(ctx context.Context, rawURL string) (string, error) 
 			return "", downloadFailed(fmt.Errorf("download failed after %d attempts: %w", failures, err))
 		}
 		delay := backoff.Step()
+		if e, ok := errors.AsType[*slowDownError](err); ok && e.after > delay {
+			delay = min(e.after, o.RetryMaxDelay) // S3's SlowDown, GCS's 429: as asked, within the cap
+		}
 		o.Log.Info("Retrying download", "attempt", failures+1, "of", o.Retries+1, "in", delay.Round(time.Millisecond),
 			"resumeAt", humanBytes(float64(t.have)), "error", err)
 		timer := time.NewTimer(delay)
@@ -166,7 +170,7 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 			resp.StatusCode != http.StatusRequestTimeout {
 			return permanent(err)
 		}
-		return err
+		return &slowDownError{err, pixxel.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
 	}
 	if t.total > t.o.MaxBytes {
 		return refused("the package is %s, more than --max-bytes (%s)", humanBytes(float64(t.total)),

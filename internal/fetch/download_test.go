@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -216,6 +217,34 @@ func TestShortBodyFailsAfterRetries(t *testing.T) {
 	g.Expect(err.Error()).NotTo(ContainSubstring("SECRET"))
 	g.Expect(fetch.ExitCode(err)).To(Equal(fetch.ExitDownloadFailed))
 	g.Expect(calls.Load()).To(BeEquivalentTo(4))
+}
+
+func TestRetryAfterIsHonoured(t *testing.T) {
+	g := NewWithT(t)
+	var mu sync.Mutex
+	var arrivals []time.Time
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		arrivals = append(arrivals, time.Now())
+		first := len(arrivals) == 1
+		mu.Unlock()
+		if first {
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+				http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = w.Write([]byte("data"))
+	}))
+	defer srv.Close()
+	o, logs := serveURL(t, srv.URL+"/p.bin")
+	o.Extract = "none"
+	g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
+	mu.Lock()
+	defer mu.Unlock()
+	g.Expect(arrivals).To(HaveLen(2))
+	g.Expect(arrivals[1].Sub(arrivals[0])).To(BeNumerically(">=", time.Second), "not before Retry-After")
+	g.Expect(logs.String()).To(ContainSubstring("SlowDown: Please reduce your request rate."))
 }
 
 func TestNotFoundIsNotRetried(t *testing.T) {

@@ -95,6 +95,15 @@ func (e *refusedURLError) Error() string {
 	return fmt.Sprintf("the storage refused the URL (%d)", e.status)
 }
 
+// slowDownError is a 5xx, 408 or 429, with the delay its Retry-After asked for (zero when none).
+type slowDownError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *slowDownError) Error() string { return e.err.Error() }
+func (e *slowDownError) Unwrap() error { return e.err }
+
 // errStalled cancels an attempt that received no byte for IdleTimeout.
 var errStalled = errors.New("stalled")
 
