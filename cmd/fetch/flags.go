@@ -44,7 +44,7 @@ func (f modeFlag) String() string {
 
 func (f modeFlag) Set(s string) error {
 	n, err := strconv.ParseUint(s, 8, 32)
-	if err != nil || n > 0o777 {
+	if err != nil || n == 0 || n > 0o777 {
 		return fmt.Errorf("%q is not an octal permission such as 0644", s)
 	}
 	*f.v = fs.FileMode(n)

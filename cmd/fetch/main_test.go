@@ -204,7 +204,7 @@ func TestModeFlags(t *testing.T) {
 	g.Expect(m).To(Equal(os.FileMode(0o640)))
 	g.Expect(modeFlag{&m}.Set("755")).To(Succeed())
 	g.Expect(m).To(Equal(os.FileMode(0o755)))
-	for _, in := range []string{"0999", "rw-r--r--", "01777"} {
+	for _, in := range []string{"0999", "rw-r--r--", "01777", "0"} {
 		g.Expect(modeFlag{&m}.Set(in)).NotTo(Succeed(), in)
 	}
 }

@@ -91,6 +91,9 @@ func TestRefusesUnsafeArchives(t *testing.T) {
 		{"tar 100 levels deep", func(t *testing.T) []byte {
 			return tarGz(t, []tar.Header{regular(strings.Repeat("d/", 99) + "f")}, nil)
 		}, "levels deep"},
+		{"tar entry named like fetch's own files", func(t *testing.T) []byte {
+			return tarGz(t, []tar.Header{regular(".fetch-download.partial")}, nil)
+		}, "fetch keeps for its own files"},
 		{"tar name too long", func(t *testing.T) []byte {
 			return tarGz(t, []tar.Header{regular(strings.Repeat("n", 300))}, nil)
 		}, "longer than"},

@@ -66,6 +66,9 @@ func (x *extractor) entryPath(name string) (string, []string, error) {
 		}
 		elems = append(elems, e)
 	}
+	if len(elems) > 0 && strings.HasPrefix(elems[0], ".fetch-") {
+		return "", nil, refused("archive entry %q uses a name fetch keeps for its own files (.fetch-*)", cleanName(name))
+	}
 	if len(elems) > MaxPathDepth {
 		return "", nil, refused("archive entry %q is more than %d levels deep", cleanName(name), MaxPathDepth)
 	}
