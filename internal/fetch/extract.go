@@ -80,6 +80,7 @@ func unpack(o Options, f *os.File, kind, dir string) error {
 	}
 	defer func() { _ = root.Close() }()
 	x := newExtractor(o, root)
+	defer x.close()
 
 	switch kind {
 	case FormatZip:

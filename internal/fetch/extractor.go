@@ -28,6 +28,10 @@ type extractor struct {
 	dirs map[string]bool
 	// links holds every symbolic link created, for the final check.
 	links []string
+	// dirRoot is the last directory a file was written in, opened as a Root: archives list a
+	// directory's files together, and every operation through x.root walks each element of the path.
+	dirRoot     *os.Root
+	dirRootPath string
 }
 
 func newExtractor(o Options, root *os.Root) *extractor {
@@ -76,31 +80,62 @@ func (x *extractor) entryPath(name string) (string, []string, error) {
 }
 
 // mkdirs creates the directories elems names, each with DirMode, refusing to pass through a link or
-// a file: writing through a link would put the entry wherever the archive chose.
+// a file: writing through a link would put the entry wherever the archive chose. It walks down one
+// directory at a time, each opened as a Root, so that a deep new chain costs a few calls per level
+// rather than a walk from the top per level.
 func (x *extractor) mkdirs(name string, elems []string) error {
-	for i := range elems {
-		dir := strings.Join(elems[:i+1], "/")
-		if x.dirs[dir] {
-			continue
+	if len(elems) == 0 || x.dirs[strings.Join(elems, "/")] {
+		return nil // the usual case: a directory whose files came before
+	}
+	cur := x.root
+	defer func() {
+		if cur != x.root {
+			_ = cur.Close()
 		}
-		info, err := x.root.Lstat(dir)
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			if err := x.root.Mkdir(dir, x.o.DirMode); err != nil {
-				return fmt.Errorf("extracting %q: %w", cleanName(name), err)
-			}
-			// Mkdir's mode is reduced by the umask; the pod's other users need exactly DirMode.
-			if err := x.root.Chmod(dir, x.o.DirMode); err != nil {
+	}()
+	dir := ""
+	for i, e := range elems {
+		if dir != "" {
+			dir += "/"
+		}
+		dir += e
+		if !x.dirs[dir] {
+			if err := x.mkdir(cur, name, dir, e); err != nil {
 				return err
 			}
-		case err != nil:
-			return fmt.Errorf("extracting %q: %w", cleanName(name), err)
-		case info.Mode()&fs.ModeSymlink != 0:
-			return refused("archive entry %q passes through a symbolic link", cleanName(name))
-		case !info.IsDir():
-			return refused("archive entry %q passes through %q, which is not a directory", cleanName(name), dir)
+			x.dirs[dir] = true
 		}
-		x.dirs[dir] = true
+		if i == len(elems)-1 {
+			return nil
+		}
+		next, err := cur.OpenRoot(e)
+		if err != nil {
+			return fmt.Errorf("extracting %q: %w", cleanName(name), err)
+		}
+		if cur != x.root {
+			_ = cur.Close()
+		}
+		cur = next
+	}
+	return nil
+}
+
+// mkdir makes sure that e, in parent, is a directory and not a link; dir is its path from the top.
+func (x *extractor) mkdir(parent *os.Root, name, dir, e string) error {
+	info, err := parent.Lstat(e)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		if err := parent.Mkdir(e, x.o.DirMode); err != nil {
+			return fmt.Errorf("extracting %q: %w", cleanName(name), err)
+		}
+		// Mkdir's mode is reduced by the umask; the pod's other users need exactly DirMode.
+		return parent.Chmod(e, x.o.DirMode)
+	case err != nil:
+		return fmt.Errorf("extracting %q: %w", cleanName(name), err)
+	case info.Mode()&fs.ModeSymlink != 0:
+		return refused("archive entry %q passes through a symbolic link", cleanName(name))
+	case !info.IsDir():
+		return refused("archive entry %q passes through %q, which is not a directory", cleanName(name), dir)
 	}
 	return nil
 }
@@ -114,7 +149,7 @@ func (x *extractor) dir(name string) error {
 }
 
 func (x *extractor) file(name string, size int64, r io.Reader) error {
-	p, elems, err := x.entryPath(name)
+	_, elems, err := x.entryPath(name)
 	if err != nil {
 		return err
 	}
@@ -127,7 +162,11 @@ func (x *extractor) file(name string, size int64, r io.Reader) error {
 	if err := x.mkdirs(name, elems[:len(elems)-1]); err != nil {
 		return err
 	}
-	out, err := x.root.OpenFile(p, os.O_WRONLY|os.O_CREATE|os.O_EXCL, x.o.FileMode)
+	dir, err := x.openDir(strings.Join(elems[:len(elems)-1], "/"))
+	if err != nil {
+		return fmt.Errorf("extracting %q: %w", cleanName(name), err)
+	}
+	out, err := dir.OpenFile(elems[len(elems)-1], os.O_WRONLY|os.O_CREATE|os.O_EXCL, x.o.FileMode)
 	if errors.Is(err, fs.ErrExist) {
 		return refused("archive entry %q appears twice", cleanName(name))
 	}
@@ -149,6 +188,30 @@ func (x *extractor) file(name string, size int64, r io.Reader) error {
 		return x.tooBig()
 	}
 	return nil
+}
+
+// openDir returns dir (a directory mkdirs created, so no link) as a Root, reusing the last one.
+func (x *extractor) openDir(dir string) (*os.Root, error) {
+	if dir == "" {
+		return x.root, nil
+	}
+	if x.dirRoot != nil && x.dirRootPath == dir {
+		return x.dirRoot, nil
+	}
+	x.close()
+	r, err := x.root.OpenRoot(dir)
+	if err != nil {
+		return nil, err
+	}
+	x.dirRoot, x.dirRootPath = r, dir
+	return r, nil
+}
+
+func (x *extractor) close() {
+	if x.dirRoot != nil {
+		_ = x.dirRoot.Close()
+		x.dirRoot, x.dirRootPath = nil, ""
+	}
 }
 
 func (x *extractor) tooBig() error {
