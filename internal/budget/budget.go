@@ -325,7 +325,9 @@ type DeferredError struct {
 	Reason   string
 }
 
-func (e *DeferredError) Error() string { return "call deferred (" + e.Reason + "): " + e.APIError.Error() }
+func (e *DeferredError) Error() string {
+	return "call deferred (" + e.Reason + "): " + e.APIError.Error()
+}
 func (e *DeferredError) Unwrap() error { return e.APIError }
 
 // Deferred reports whether err is a call the budget put off, and for how long.

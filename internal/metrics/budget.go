@@ -6,25 +6,27 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 )
 
-// Per-key series are labelled by budget.KeyID (a SHA-256 prefix of the key), never by the key.
+// keyLabel labels per-key series by budget.KeyID (a SHA-256 prefix of the key), never by the key.
+const keyLabel = "key"
+
 var (
 	keyRate = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "taskdownload_api_key_rate",
 		Help: "Calls per second currently allowed with each API key, as learned from the platform's answers.",
-	}, []string{"key"})
+	}, []string{keyLabel})
 	keyRateLimited = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "taskdownload_api_key_rate_limited_total",
 		Help: "Answers 429 Too Many Requests from the platform, by API key.",
-	}, []string{"key"})
+	}, []string{keyLabel})
 	keyBreakerOpen = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "taskdownload_api_key_breaker_open",
 		Help: "1 while the platform refuses an API key (401/403) and only one probe per --max-poll-interval is made with it.",
-	}, []string{"key"})
+	}, []string{keyLabel})
 	keyDeferred = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "taskdownload_api_calls_deferred_total",
 		Help: "Calls not made and retried later, by API key and reason: paused (a Retry-After runs), " +
 			"refused (the key's breaker is open), budget (the key's next turn is further away than a worker waits).",
-	}, []string{"key", "reason"})
+	}, []string{keyLabel, "reason"})
 )
 
 // KeyMetrics reports a budget.Budget's state in the metrics above.
@@ -55,5 +57,5 @@ func (KeyMetrics) Forget(key string) {
 	keyRate.DeleteLabelValues(key)
 	keyRateLimited.DeleteLabelValues(key)
 	keyBreakerOpen.DeleteLabelValues(key)
-	keyDeferred.DeletePartialMatch(prometheus.Labels{"key": key})
+	keyDeferred.DeletePartialMatch(prometheus.Labels{keyLabel: key})
 }

@@ -49,11 +49,13 @@ func TestOnlyTheElectedManagerReportsObjects(t *testing.T) {
 		o.Manager = ctrl.Options{
 			Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0",
 			LeaderElection: true, LeaderElectionID: "metrics-test", LeaderElectionNamespace: "default",
+			// The leader releases the lease when stopped, so the standby takes over within a retry period;
+			// the long lease keeps a loaded machine from losing it while the test runs.
 			LeaderElectionReleaseOnCancel: true,
-			LeaseDuration:                 ptr.To(3 * time.Second), RenewDeadline: ptr.To(2 * time.Second),
-			RetryPeriod: ptr.To(200 * time.Millisecond),
+			LeaseDuration:                 ptr.To(30 * time.Second), RenewDeadline: ptr.To(20 * time.Second),
+			RetryPeriod: ptr.To(500 * time.Millisecond),
 			// Two managers in one process register the same controller name.
-			Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+			Controller: config.Controller{SkipNameValidation: new(true)},
 		}
 		mgr, err := manager.New(cfg, o)
 		g.Expect(err).NotTo(HaveOccurred())

@@ -41,7 +41,7 @@ func TestTransportCountsWhatThePlatformAnswered(t *testing.T) {
 
 	g.Expect(counter("200") - ok).To(Equal(2.0))
 	g.Expect(counter("429") - limited).To(Equal(1.0))
-	g.Expect(counter("none") - none).To(Equal(1.0), "no answer is counted too")
+	g.Expect(counter("none")-none).To(Equal(1.0), "no answer is counted too")
 	g.Expect(histogramCount(g) - timed).To(Equal(uint64(4)))
 }
 
