@@ -46,6 +46,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 		{"operator.maxPollInterval=5 minutes", "maxPollInterval"},
 		{"operator.apiQPS=fast", "apiQPS"},
 		{"operator.apiQPS=0", "apiQPS"},
+		{"operator.kubeAPIQPS=-1", "kubeAPIQPS"},
+		{"prometheus.prometheusRule.apiErrorRatio=1.5", "apiErrorRatio"},
 		{"operator.apiBurst=0", "apiBurst"},
 		{"operator.logLevel=verbose", "logLevel"},
 		{"operator.apiURL=api.pixxel.space", "apiURL"},
@@ -63,7 +65,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 			g.Expect(stderr).To(ContainSubstring(tc.want))
 		})
 	}
-	for _, ok := range []string{"operator.pollInterval=1m30s", "operator.apiQPS=2.5", "operator.logLevel=debug"} {
+	for _, ok := range []string{"operator.pollInterval=1m30s", "operator.apiQPS=2.5", "operator.apiQPS=3",
+		"operator.logLevel=debug", "prometheus.prometheusRule.apiErrorRatio=0.05"} {
 		_, stderr, err := run(t, "helm", templateArgs("td", "--set", ok)...)
 		NewWithT(t).Expect(err).NotTo(HaveOccurred(), "%s: %s", ok, stderr)
 	}

@@ -153,6 +153,16 @@ func TestKustomizeOptionalParts(t *testing.T) {
 	g.Expect(find(objs, "ConfigMap", named("dashboard"))).NotTo(BeNil())
 }
 
+// TestInstallYAMLLabelsClusterObjects: the README's uninstall-but-keep-the-CRD command selects every
+// cluster-wide RBAC object of install.yaml by label.
+func TestInstallYAMLLabelsClusterObjects(t *testing.T) {
+	g := NewWithT(t)
+	for _, o := range render(t, "kustomize", "build", "config/default") {
+		g.Expect(o.GetLabels()).To(HaveKeyWithValue("app.kubernetes.io/name", "taskdownload-operator"),
+			"%s %s", o.GetKind(), o.GetName())
+	}
+}
+
 // TestGeneratedRoleGrantsNoPods: access to pods comes only with scheduling gates, so no RBAC marker
 // may put it into the always-installed manager role.
 func TestGeneratedRoleGrantsNoPods(t *testing.T) {

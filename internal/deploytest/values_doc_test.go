@@ -113,6 +113,10 @@ func typeName(node map[string]any) string {
 		return "duration (Prometheus)"
 	case strings.HasSuffix(ref, "/namespace"):
 		return "string (namespace)"
+	case strings.HasSuffix(ref, "/positiveNumber"):
+		return "number > 0"
+	case strings.HasSuffix(ref, "/ratio"):
+		return "number in (0, 1]"
 	}
 	typ := fmt.Sprint(node["type"])
 	if list, ok := node["type"].([]any); ok {
