@@ -52,7 +52,9 @@ bench: envtest-assets ## Benchmark N TaskDownloads (default 1000) on envtest; pr
 .PHONY: test
 test: manifests generate fmt vet envtest-assets kustomize helm ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	# -count=1: some tests run the manager binary, kustomize and helm, whose inputs Go's test cache cannot see.
-	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test -count=1 ./... -coverprofile cover.out
+	# -timeout 30m: internal/deploytest starts an API server and the manager for each install rendering,
+	# which takes minutes on a loaded 2-core machine (go test's default is 10 minutes per package).
+	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test -count=1 -timeout 30m ./... -coverprofile cover.out
 
 .PHONY: test-chaos
 test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).

@@ -65,6 +65,7 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	env := &envtest.Environment{BinaryAssetsDirectory: dir}
+	slowStart(env)
 	cfg, err := env.Start()
 	if err != nil {
 		t.Fatalf("starting envtest: %v", err)
@@ -79,6 +80,13 @@ func startCluster(t *testing.T) *cluster {
 		t.Fatal(err)
 	}
 	return &cluster{env: env, admin: admin}
+}
+
+// slowStart gives the control plane minutes rather than envtest's default 20 seconds to start: on a
+// loaded CI machine kube-apiserver takes longer, and a start timeout fails the test for nothing.
+func slowStart(env *envtest.Environment) {
+	env.ControlPlaneStartTimeout = 3 * time.Minute
+	env.ControlPlaneStopTimeout = time.Minute
 }
 
 func (c *cluster) createNamespace(t *testing.T, name string) {

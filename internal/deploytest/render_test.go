@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/go-logr/logr"
@@ -52,13 +53,22 @@ func run(t *testing.T, name string, args ...string) (stdout []byte, stderr strin
 	return out, errBuf.String(), err
 }
 
+// rendered caches what render printed, by command line: the tests render the same manifests often,
+// and the tools' inputs do not change during a run.
+var rendered sync.Map
+
 // render runs a pinned tool that prints manifests and decodes them.
 func render(t *testing.T, name string, args ...string) []*unstructured.Unstructured {
 	t.Helper()
+	key := name + "\x00" + strings.Join(args, "\x00")
+	if out, ok := rendered.Load(key); ok {
+		return decode(t, out.([]byte))
+	}
 	out, stderr, err := run(t, name, args...)
 	if err != nil {
 		t.Fatalf("%s %v: %v\n%s", name, args, err, stderr)
 	}
+	rendered.Store(key, out)
 	return decode(t, out)
 }
 
