@@ -105,7 +105,7 @@ func TestChartNamespacedRBAC(t *testing.T) {
 	le := find(objs, "Role", named("leader-election-role"))
 	g.Expect(le).NotTo(BeNil())
 	g.Expect(le.GetNamespace()).To(Equal(releaseNamespace))
-	g.Expect(stringSlice(container(t, find(objs, "Deployment", nil), "manager"), "args")).
+	g.Expect(stringSlice(managerContainer(t, find(objs, "Deployment", nil)), "args")).
 		To(ContainElement("--watch-namespaces=team-a,team-b"))
 }
 
@@ -131,7 +131,7 @@ func TestChartSchedulingGates(t *testing.T) {
 		return out
 	}
 	args := func(objs []*unstructured.Unstructured) []string {
-		return stringSlice(container(t, find(objs, "Deployment", nil), "manager"), "args")
+		return stringSlice(managerContainer(t, find(objs, "Deployment", nil)), "args")
 	}
 	g := NewWithT(t)
 
@@ -201,7 +201,7 @@ manager:
     readOnly: true
 `), 0o600)).To(Succeed())
 	deploy := find(helmTemplate(t, "-f", values), "Deployment", nil)
-	c := container(t, deploy, "manager")
+	c := managerContainer(t, deploy)
 	g.Expect(c["env"]).To(ContainElements(
 		HaveKeyWithValue("name", "POD_NAMESPACE"),
 		map[string]any{"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
@@ -256,7 +256,7 @@ func checkHardened(t *testing.T, deploy *unstructured.Unstructured) {
 	pod, _, _ := unstructured.NestedMap(deploy.Object, "spec", "template", "spec")
 	g.Expect(pod).To(HaveKeyWithValue("securityContext", HaveKeyWithValue("runAsNonRoot", true)))
 	g.Expect(pod["securityContext"]).To(HaveKeyWithValue("seccompProfile", HaveKeyWithValue("type", "RuntimeDefault")))
-	c := container(t, deploy, "manager")
+	c := managerContainer(t, deploy)
 	g.Expect(c["securityContext"]).To(HaveKeyWithValue("readOnlyRootFilesystem", true))
 	g.Expect(c["securityContext"]).To(HaveKeyWithValue("allowPrivilegeEscalation", false))
 	g.Expect(c["securityContext"]).To(HaveKeyWithValue("capabilities", HaveKeyWithValue("drop", ContainElement("ALL"))))

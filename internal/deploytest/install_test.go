@@ -140,7 +140,7 @@ func checkInstallation(t *testing.T, c *cluster, m *managerProcess, deploy *unst
 
 	g.Expect(m.get("/readyz", m.probeAddr, "")).To(Equal(200))
 	if m.metricsAddr != "" {
-		checkMetricsAuth(t, c, m, deploy)
+		checkMetricsAuth(t, c, m)
 	}
 	m.stop(t)
 	g.Expect(m.log()).NotTo(MatchRegexp("(?i)forbidden"), "the installed RBAC refused the manager")

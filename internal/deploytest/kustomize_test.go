@@ -116,7 +116,7 @@ func TestKustomizeOptionalParts(t *testing.T) {
 
 	// Scheduling gates: the flag and access to pods come together, and only with the component.
 	args := func(objs []*unstructured.Unstructured) []string {
-		return stringSlice(container(t, find(objs, "Deployment", nil), "manager"), "args")
+		return stringSlice(managerContainer(t, find(objs, "Deployment", nil)), "args")
 	}
 	g.Expect(args(plain)).NotTo(ContainElement("--enable-scheduling-gates"))
 	g.Expect(args(objs)).To(ContainElement("--enable-scheduling-gates"))

@@ -41,12 +41,13 @@ func (c *cluster) startManager(t *testing.T, bin string, deploy *unstructured.Un
 	t.Helper()
 	g := NewWithT(t)
 	dir := t.TempDir()
-	mc := container(t, deploy, "manager")
+	mc := managerContainer(t, deploy)
 	g.Expect(stringSlice(mc, "command")).To(Equal([]string{"/manager"}))
 
 	m := &managerProcess{exited: make(chan struct{}), logPath: filepath.Join(dir, "manager.log")}
-	var args []string
-	for _, a := range stringSlice(mc, "args") {
+	rendered := stringSlice(mc, "args")
+	args := make([]string, 0, len(rendered)+1)
+	for _, a := range rendered {
 		name, value, _ := strings.Cut(a, "=")
 		switch name {
 		case "--metrics-bind-address":
@@ -198,7 +199,7 @@ func (m *managerProcess) get(path, addr, token string) (int, error) {
 
 // checkMetricsAuth scrapes the secure metrics endpoint as a ServiceAccount bound to the installed
 // metrics-reader ClusterRole (as the README says to bind a scraper), and as one that is not.
-func checkMetricsAuth(t *testing.T, c *cluster, m *managerProcess, deploy *unstructured.Unstructured) {
+func checkMetricsAuth(t *testing.T, c *cluster, m *managerProcess) {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()

@@ -142,16 +142,16 @@ func named(suffix string) func(*unstructured.Unstructured) bool {
 	}
 }
 
-// container returns the named container of a Deployment's pod template.
-func container(t *testing.T, deploy *unstructured.Unstructured, name string) map[string]any {
+// managerContainer returns the container named manager of a Deployment's pod template.
+func managerContainer(t *testing.T, deploy *unstructured.Unstructured) map[string]any {
 	t.Helper()
 	containers, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "containers")
 	for _, c := range containers {
-		if m, ok := c.(map[string]any); ok && m["name"] == name {
+		if m, ok := c.(map[string]any); ok && m["name"] == "manager" {
 			return m
 		}
 	}
-	t.Fatalf("Deployment %s has no container %q", deploy.GetName(), name)
+	t.Fatalf("Deployment %s has no container named manager", deploy.GetName())
 	return nil
 }
 

@@ -138,7 +138,7 @@ func typeName(node map[string]any) string {
 
 func lookup(values map[string]any, path string) (any, bool) {
 	var cur any = values
-	for _, k := range strings.Split(path, ".") {
+	for k := range strings.SplitSeq(path, ".") {
 		m, ok := cur.(map[string]any)
 		if !ok {
 			return nil, false
