@@ -69,6 +69,9 @@ func main() {
 	flag.IntVar(&kubeBurst, "kube-api-burst", 600, "Burst of Kubernetes API requests above --kube-api-qps.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
+	flag.BoolVar(&o.EnableSchedulingGates, "enable-scheduling-gates", o.EnableSchedulingGates,
+		"Remove the scheduling gate downloads.pixxel.space/<name> from pods once TaskDownload <name> is Ready "+
+			"(needs get/list/watch/patch on pods).")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -157,7 +160,8 @@ func main() {
 	}
 
 	setupLog.Info("Starting manager", "apiURL", o.APIURL, "pollInterval", o.PollInterval,
-		"maxPollInterval", o.MaxPollInterval, "watchNamespaces", o.WatchNamespaces)
+		"maxPollInterval", o.MaxPollInterval, "watchNamespaces", o.WatchNamespaces,
+		"schedulingGates", o.EnableSchedulingGates)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)

@@ -199,6 +199,7 @@ func run(c config) error {
 	if os.Getenv("BENCH_MANAGER_PROFILE") != "" {
 		args = append(args, "--pprof-bind-address="+managerPprofAddr)
 	}
+	args = append(args, gateArgs()...)
 	args = append(args, strings.Fields(c.managerArgs)...)
 	logf("starting the manager: %s", strings.Join(args[1:], " "))
 	mgr := exec.Command(managerBin, args...)
@@ -220,6 +221,10 @@ func run(c config) error {
 	time.Sleep(3 * time.Second) // caches sync before the clock starts
 
 	readyCh, err := startReadyWatch(ctx, unthrottled, c.n)
+	if err != nil {
+		return err
+	}
+	gated, err := startGatedPods(ctx, k8s, unthrottled, c.n) // gates.go; nil without -gated-pods
 	if err != nil {
 		return err
 	}
@@ -249,6 +254,9 @@ func run(c config) error {
 	logf("CPU seconds while getting Ready: kube-apiserver %.1f, etcd %.1f",
 		cpuAfter["kube-apiserver"]-cpuBefore["kube-apiserver"], cpuAfter["etcd"]-cpuBefore["etcd"])
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
+	if err := gated.report(ctx, mgrExited, c.out); err != nil {
+		return err
+	}
 	time.Sleep(time.Second) // let the last status writes and events land in the metrics
 	after, err := kubeWrites(ctx, clientset)
 	if err != nil {
