@@ -21,6 +21,7 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 )
 
@@ -157,6 +158,18 @@ func (c *cluster) createTaskDownloads(t *testing.T, ns string) {
 		}
 		g.Expect(c.admin.Create(ctx, td)).To(Succeed())
 	}
+}
+
+// createGatedPod makes a pod held by the scheduling gate of the TaskDownload to-configmap.
+func (c *cluster) createGatedPod(t *testing.T, ns string) {
+	t.Helper()
+	NewWithT(t).Expect(c.admin.Create(context.Background(), &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gated"},
+		Spec: corev1.PodSpec{
+			SchedulingGates: []corev1.PodSchedulingGate{{Name: schedulinggate.GateName("to-configmap")}},
+			Containers:      []corev1.Container{{Name: "main", Image: "busybox:1.37"}},
+		},
+	})).To(Succeed())
 }
 
 func (c *cluster) taskDownloads(g Gomega, ns string) []downloadsv1alpha1.TaskDownload {

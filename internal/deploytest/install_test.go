@@ -33,15 +33,22 @@ type installation struct {
 	watched []string
 	// before, if set, runs on the empty cluster before the objects are applied.
 	before func(t *testing.T, c *cluster)
+	// gates: the manager runs with scheduling gates, so gated pods in watched namespaces start.
+	gates bool
 }
 
 func installations() []installation {
 	return []installation{
-		{"install.yaml", buildInstaller, teamNamespaces, nil},
-		{"chart defaults", func(t *testing.T) []*unstructured.Unstructured { return helmTemplate(t) }, teamNamespaces, checkHelmInstallNotes},
+		{"install.yaml", buildInstaller, teamNamespaces, nil, false},
+		{"chart defaults", func(t *testing.T) []*unstructured.Unstructured { return helmTemplate(t) }, teamNamespaces,
+			checkHelmInstallNotes, false},
 		{"chart namespaced", func(t *testing.T) []*unstructured.Unstructured {
 			return helmTemplate(t, "--set", "rbac.namespaced=true", "--set", "operator.watchNamespaces={team-a,team-b}")
-		}, []string{"team-a", "team-b"}, nil},
+		}, []string{"team-a", "team-b"}, nil, false},
+		{"chart namespaced with scheduling gates", func(t *testing.T) []*unstructured.Unstructured {
+			return helmTemplate(t, "--set", "rbac.namespaced=true", "--set", "operator.watchNamespaces={team-a,team-b}",
+				"--set", "operator.schedulingGates=true")
+		}, []string{"team-a", "team-b"}, nil, true},
 	}
 }
 
@@ -91,6 +98,12 @@ func TestInstallationsRunWithTheirOwnIdentity(t *testing.T) {
 
 			for _, ns := range teamNamespaces {
 				c.createTaskDownloads(t, ns)
+				if inst.gates {
+					c.createGatedPod(t, ns)
+				}
+			}
+			if inst.gates {
+				checkGatedPods(t, c, inst.watched)
 			}
 			checkInstallation(t, c, m, deploy, fake, inst.watched)
 		})
@@ -163,4 +176,26 @@ func checkHelmInstallNotes(t *testing.T, c *cluster) {
 	g.Expect(notes).To(ContainSubstring("image: registry.example/td:v9"))
 	g.Expect(notes).To(ContainSubstring(`command: ["/fetch"`))
 	g.Expect(notes).To(ContainSubstring("rollout status deployment/td-taskdownload-operator-controller-manager"))
+}
+
+// checkGatedPods: the gate controller, with the pods RBAC the chart grants per watched namespace,
+// releases pods gated on a Ready TaskDownload there, and leaves other namespaces' pods gated.
+func checkGatedPods(t *testing.T, c *cluster, watched []string) {
+	t.Helper()
+	g := NewWithT(t)
+	gates := func(g Gomega, ns string) []corev1.PodSchedulingGate {
+		pod := &corev1.Pod{}
+		g.Expect(c.admin.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "gated"}, pod)).To(Succeed())
+		return pod.Spec.SchedulingGates
+	}
+	g.Eventually(func(g Gomega) {
+		for _, ns := range watched {
+			g.Expect(gates(g, ns)).To(BeEmpty(), "the pod in %s is still gated", ns)
+		}
+	}).WithTimeout(2 * time.Minute).WithPolling(time.Second).Should(Succeed())
+	for _, ns := range teamNamespaces {
+		if !slices.Contains(watched, ns) {
+			g.Expect(gates(g, ns)).To(HaveLen(1), "the pod in unwatched %s lost its gate", ns)
+		}
+	}
 }
