@@ -2,7 +2,7 @@ package deploytest
 
 import (
 	"context"
-	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -17,6 +17,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -52,23 +53,20 @@ func installations() []installation {
 	}
 }
 
-// buildInstaller writes dist/install.yaml as `make build-installer` does (kustomize build
-// config/default), into a temporary directory rather than the working tree, and reads it back.
+// buildInstaller renders dist/install.yaml as `make build-installer` does (hack/image/render-installer.sh,
+// which sets the image in a throwaway overlay of config/default), without writing into dist/.
 func buildInstaller(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	out, stderr, err := run(t, "kustomize", "build", "config/default")
+	cmd := exec.Command(filepath.Join("hack", "image", "render-installer.sh"), tool(t, "kustomize"),
+		"ghcr.io/pixxel-space/taskdownload-operator:v0.0.0-deploytest")
+	cmd.Dir = envtestutil.RepoRoot()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("kustomize build config/default: %v\n%s", err, stderr)
+		t.Fatalf("hack/image/render-installer.sh: %v\n%s", err, stderr.String())
 	}
-	path := filepath.Join(t.TempDir(), "install.yaml")
-	if err := os.WriteFile(path, out, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return decode(t, data)
+	return decode(t, out)
 }
 
 // TestInstallationsRunWithTheirOwnIdentity installs each rendering on a fresh API server and runs the
