@@ -61,9 +61,11 @@ bench: envtest-assets ## Benchmark N TaskDownloads (default 1000) on envtest; pr
 .PHONY: test
 test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	# -count=1: some tests run the manager binary, kustomize and helm, whose inputs Go's test cache cannot see.
-	# internal/imagetest checks the layout make image just wrote.
+	# internal/imagetest checks the layout make image just wrote. -timeout 30m: internal/deploytest starts
+	# an API server and the manager for each install rendering, which takes minutes on a loaded 2-core
+	# machine (go test's default is 10 minutes per package).
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" IMAGE_LAYOUT="$(abspath $(IMAGE_LAYOUT))" \
-		go test -count=1 ./... -coverprofile cover.out
+		go test -count=1 -timeout 30m ./... -coverprofile cover.out
 	go -C hack/image test -count=1 ./...
 
 .PHONY: test-chaos
@@ -238,7 +240,7 @@ endef
 ##@ Fuzzing
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter ./internal/signedurl:FuzzParse
+FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter ./internal/signedurl:FuzzParse ./internal/fetch:FuzzExtractTar
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME, a duration or an execution count like 200000x (seed corpora are the f.Add calls).
