@@ -89,4 +89,3 @@ func kubeWrites(ctx context.Context, cs *kubernetes.Clientset) (writes, error) {
 	}
 	return w, nil
 }
-

@@ -93,4 +93,3 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 	}
 	return elapsed, k8s.DeleteAllOf(ctx, &downloadsv1alpha1.TaskDownload{}, client.InNamespace(ns))
 }
-

@@ -74,4 +74,3 @@ func procStats(pid int) (float64, float64, error) {
 	}
 	return rssKiB / 1024, st.cpuSeconds, nil
 }
-
