@@ -84,11 +84,21 @@ type Result struct {
 	IdleKubeWrites   int     `json:"idle_kube_writes"`
 	RSSMiB           float64 `json:"rss_mib"`
 	CPUS             float64 `json:"cpu_s"`
-	Pending          int     `json:"pending"`
-	LatencyMS        int64   `json:"latency_ms"`
-	KeyLimit         float64 `json:"key_limit"`
-	Profile          string  `json:"profile"`
-	ManagerArgs      string  `json:"manager_args"`
+	// CPU seconds while the same-work floor ran and while the operator got the objects Ready, and
+	// their ratio: the share of the two cores a run got varies with the machine's other load, the CPU
+	// its work takes much less.
+	FloorCPUS            float64 `json:"floor_cpu_s"`
+	ReadyCPUS            float64 `json:"ready_cpu_s"`
+	CPURatioSameWork     float64 `json:"cpu_ratio_same_work"`
+	FloorAPIServerCPUS   float64 `json:"floor_apiserver_cpu_s"`
+	ReadyAPIServerCPUS   float64 `json:"ready_apiserver_cpu_s"`
+	ReadyManagerCPUS     float64 `json:"ready_manager_cpu_s"`
+	ReadyEtcdAndBenchCPU float64 `json:"ready_etcd_bench_cpu_s"`
+	Pending              int     `json:"pending"`
+	LatencyMS            int64   `json:"latency_ms"`
+	KeyLimit             float64 `json:"key_limit"`
+	Profile              string  `json:"profile"`
+	ManagerArgs          string  `json:"manager_args"`
 }
 
 func main() {
@@ -236,11 +246,13 @@ func run(c config, managerBin, work string) (Result, error) {
 	floorAPI := apiFloor(c)
 	logf("floor: kubernetes %.2fs, platform %.2fs", floorKube.Seconds(), floorAPI.Seconds())
 	logf("measuring the same-work floor: %d TaskDownloads created, status patched twice, ConfigMap created", c.n)
+	cpuFloorStart := cpuNow()
 	floorSame, err := sameWorkFloor(ctx, cl.k8s, c)
 	if err != nil {
 		return Result{}, err
 	}
-	logf("same-work floor: %.2fs", floorSame.Seconds())
+	floorCPU := cpuNow().since(cpuFloorStart)
+	logf("same-work floor: %.2fs; CPU seconds %v", floorSame.Seconds(), floorCPU)
 
 	if err := cl.namespaceWithKey(ctx, benchNS, "bench-key"); err != nil {
 		return Result{}, err
@@ -258,7 +270,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	cpuBefore := controlPlaneCPU()
+	cpuBefore := cpuNow()
 	before, err := kubeWrites(ctx, cl.clientset)
 	if err != nil {
 		return Result{}, err
@@ -280,9 +292,8 @@ func run(c config, managerBin, work string) (Result, error) {
 		return Result{}, err
 	}
 	ready := time.Since(start)
-	cpuAfter := controlPlaneCPU()
-	logf("CPU seconds while getting Ready: kube-apiserver %.1f, etcd %.1f",
-		cpuAfter["kube-apiserver"]-cpuBefore["kube-apiserver"], cpuAfter["etcd"]-cpuBefore["etcd"])
+	readyCPU := cpuNow().since(cpuBefore)
+	logf("CPU seconds while getting Ready: %v", readyCPU)
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
 	time.Sleep(time.Second) // let the last status writes and events land in the metrics
 	after, err := kubeWrites(ctx, cl.clientset)
@@ -322,7 +333,12 @@ func run(c config, managerBin, work string) (Result, error) {
 		IdleAPICalls:     fake.TotalCalls() - calls,
 		IdleKubeWrites:   int(idleEnd.state - after.state + idleEnd.events - after.events),
 		RSSMiB:           round(rss, 0), CPUS: round(cpu, 1),
-		Pending: c.pending, LatencyMS: c.latency.Milliseconds(), KeyLimit: c.keyLimit, Profile: c.profile,
+		FloorCPUS: round(floorCPU.total(), 1), ReadyCPUS: round(readyCPU.total(), 1),
+		CPURatioSameWork:   round(readyCPU.total()/max(floorCPU.total(), 0.1), 2),
+		FloorAPIServerCPUS: floorCPU["kube-apiserver"], ReadyAPIServerCPUS: readyCPU["kube-apiserver"],
+		ReadyManagerCPUS:     readyCPU["manager"],
+		ReadyEtcdAndBenchCPU: round(readyCPU["etcd"]+readyCPU["bench"], 1),
+		Pending:              c.pending, LatencyMS: c.latency.Milliseconds(), KeyLimit: c.keyLimit, Profile: c.profile,
 		ManagerArgs: strings.Join(args[1:], " "),
 	}, nil
 }

@@ -8,11 +8,17 @@ import (
 	"strings"
 )
 
-// controlPlaneCPU returns the CPU seconds used so far by this process's kube-apiserver and etcd
-// children, by command name.
-func controlPlaneCPU() map[string]float64 {
-	out := map[string]float64{}
+// cpuUse is CPU seconds by process: kube-apiserver, etcd and the manager (this process's children,
+// by command name) and the bench itself, which includes the fake platform.
+type cpuUse map[string]float64
+
+// cpuNow returns the CPU seconds used so far by the bench's processes.
+func cpuNow() cpuUse {
+	out := cpuUse{}
 	self := os.Getpid()
+	if st, err := readStat(self); err == nil {
+		out["bench"] = st.cpuSeconds
+	}
 	dirs, _ := os.ReadDir("/proc")
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
@@ -20,12 +26,32 @@ func controlPlaneCPU() map[string]float64 {
 			continue
 		}
 		st, err := readStat(pid)
-		if err != nil || st.ppid != self || (st.name != "kube-apiserver" && st.name != "etcd") {
+		if err != nil || st.ppid != self {
 			continue
 		}
-		out[st.name] += st.cpuSeconds
+		if st.name == "kube-apiserver" || st.name == "etcd" || st.name == "manager" {
+			out[st.name] += st.cpuSeconds
+		}
 	}
 	return out
+}
+
+// since returns the CPU seconds used since before, by process.
+func (u cpuUse) since(before cpuUse) cpuUse {
+	out := cpuUse{}
+	for k, v := range u {
+		out[k] = round(v-before[k], 1)
+	}
+	return out
+}
+
+// total returns the CPU seconds of all processes.
+func (u cpuUse) total() float64 {
+	var t float64
+	for _, v := range u {
+		t += v
+	}
+	return t
 }
 
 // procStat is what the bench reads from /proc/<pid>/stat.

@@ -28,9 +28,9 @@ func runThroughput(c config, managerBin, work string) error {
 			return fmt.Errorf("run %d: %w", i+1, err)
 		}
 		s.PerRun = append(s.PerRun, r)
-		fmt.Printf("RUN %d/%d ready_s=%.1f floor_same_work_s=%.1f ratio_same_work=%.2f api_calls_per_obj=%.2f "+
-			"kube_writes_per_obj=%.1f\n", i+1, c.runs, r.ReadyS, r.FloorSameWorkS, r.RatioSameWork,
-			r.APICallsPerObj, r.KubeWritesPerObj)
+		fmt.Printf("RUN %d/%d ready_s=%.1f floor_same_work_s=%.1f ratio_same_work=%.2f cpu_ratio_same_work=%.2f "+
+			"api_calls_per_obj=%.2f kube_writes_per_obj=%.1f\n", i+1, c.runs, r.ReadyS, r.FloorSameWorkS,
+			r.RatioSameWork, r.CPURatioSameWork, r.APICallsPerObj, r.KubeWritesPerObj)
 	}
 	s.Result = medians(s.PerRun)
 	data, _ := json.MarshalIndent(s, "", "  ")
@@ -39,8 +39,10 @@ func runThroughput(c config, managerBin, work string) error {
 	}
 	r := s.Result
 	fmt.Printf("also: profile=%s events_per_obj=%.2f kube_reads_per_obj=%.2f floor_api_s=%.2f floor_kube_s=%.2f "+
-		"floor_same_work_s=%.2f\n",
-		r.Profile, r.EventsPerObj, r.KubeReadsPerObj, r.FloorAPIS, r.FloorKubeS, r.FloorSameWorkS)
+		"floor_same_work_s=%.2f cpu_ratio_same_work=%.2f floor_cpu_s=%.1f ready_cpu_s=%.1f "+
+		"(kube-apiserver %.1f of %.1f, manager %.1f)\n",
+		r.Profile, r.EventsPerObj, r.KubeReadsPerObj, r.FloorAPIS, r.FloorKubeS, r.FloorSameWorkS,
+		r.CPURatioSameWork, r.FloorCPUS, r.ReadyCPUS, r.FloorAPIServerCPUS, r.ReadyAPIServerCPUS, r.ReadyManagerCPUS)
 	limit := ""
 	if c.keyLimit > 0 {
 		limit = fmt.Sprintf(" key_limit=%g api_429_pct=%.1f", c.keyLimit, r.API429Pct)
