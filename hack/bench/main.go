@@ -94,6 +94,9 @@ type Result struct {
 	ReadyAPIServerCPUS   float64 `json:"ready_apiserver_cpu_s"`
 	ReadyManagerCPUS     float64 `json:"ready_manager_cpu_s"`
 	ReadyEtcdAndBenchCPU float64 `json:"ready_etcd_bench_cpu_s"`
+	// IdleCPUS is the CPU the same processes take in the idle period, for comparison: an idle API
+	// server is not free.
+	IdleCPUS float64 `json:"idle_cpu_s"`
 	Pending              int     `json:"pending"`
 	LatencyMS            int64   `json:"latency_ms"`
 	KeyLimit             float64 `json:"key_limit"`
@@ -307,7 +310,10 @@ func run(c config, managerBin, work string) (Result, error) {
 	logf("API server requests while getting Ready (the bench's own included):\n%s", requestsBetween(before, after))
 
 	logf("watching a %s idle period", c.idle)
+	idleStart := cpuNow()
 	time.Sleep(c.idle)
+	idleCPU := cpuNow().since(idleStart)
+	logf("CPU seconds while idle: %v", idleCPU)
 	idleEnd, err := kubeWrites(ctx, cl.clientset)
 	if err != nil {
 		return Result{}, err
@@ -338,6 +344,7 @@ func run(c config, managerBin, work string) (Result, error) {
 		FloorAPIServerCPUS: floorCPU["kube-apiserver"], ReadyAPIServerCPUS: readyCPU["kube-apiserver"],
 		ReadyManagerCPUS:     readyCPU["manager"],
 		ReadyEtcdAndBenchCPU: round(readyCPU["etcd"]+readyCPU["bench"], 1),
+		IdleCPUS:             round(idleCPU.total(), 1),
 		Pending:              c.pending, LatencyMS: c.latency.Milliseconds(), KeyLimit: c.keyLimit, Profile: c.profile,
 		ManagerArgs: strings.Join(args[1:], " "),
 	}, nil
