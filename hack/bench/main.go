@@ -96,12 +96,12 @@ type Result struct {
 	ReadyEtcdAndBenchCPU float64 `json:"ready_etcd_bench_cpu_s"`
 	// IdleCPUS is the CPU the same processes take in the idle period, for comparison: an idle API
 	// server is not free.
-	IdleCPUS float64 `json:"idle_cpu_s"`
-	Pending              int     `json:"pending"`
-	LatencyMS            int64   `json:"latency_ms"`
-	KeyLimit             float64 `json:"key_limit"`
-	Profile              string  `json:"profile"`
-	ManagerArgs          string  `json:"manager_args"`
+	IdleCPUS    float64 `json:"idle_cpu_s"`
+	Pending     int     `json:"pending"`
+	LatencyMS   int64   `json:"latency_ms"`
+	KeyLimit    float64 `json:"key_limit"`
+	Profile     string  `json:"profile"`
+	ManagerArgs string  `json:"manager_args"`
 }
 
 func main() {
