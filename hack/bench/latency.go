@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -55,7 +56,7 @@ func runLatency(c config, managerBin, work string) error {
 
 	args := managerArgs(c, cl.kubeconfig, fake.URL)
 	logf("starting the manager: %s", strings.Join(args[1:], " "))
-	mgr, err := startManager(managerBin, args, cmpOr(c.managerLog, filepath.Join(work, "manager.log")))
+	mgr, err := startManager(managerBin, args, cmp.Or(c.managerLog, filepath.Join(work, "manager.log")))
 	if err != nil {
 		return err
 	}

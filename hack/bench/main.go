@@ -16,6 +16,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -147,9 +148,9 @@ func (c *config) complete() error {
 	flag.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	switch c.mode {
 	case "throughput":
-		c.out = cmpOr(c.out, "bench-result.json")
+		c.out = cmp.Or(c.out, "bench-result.json")
 	case "latency":
-		c.out = cmpOr(c.out, "bench-latency.json")
+		c.out = cmp.Or(c.out, "bench-latency.json")
 		if !set["poll-interval"] {
 			c.poll = 100 * time.Millisecond
 		}
@@ -177,13 +178,6 @@ func (c *config) complete() error {
 		return errors.New("-n, -runs, -per-wait and -ready-after need at least one")
 	}
 	return nil
-}
-
-func cmpOr(s, fallback string) string {
-	if s == "" {
-		return fallback
-	}
-	return s
 }
 
 func logf(format string, args ...any) {
@@ -262,7 +256,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	}
 	args := managerArgs(c, cl.kubeconfig, fake.URL)
 	logf("starting the manager: %s", strings.Join(args[1:], " "))
-	mgr, err := startManager(managerBin, args, cmpOr(c.managerLog, filepath.Join(work, "manager.log")))
+	mgr, err := startManager(managerBin, args, cmp.Or(c.managerLog, filepath.Join(work, "manager.log")))
 	if err != nil {
 		return Result{}, err
 	}
