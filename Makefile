@@ -1,5 +1,14 @@
+# The operator's release version. The VERSION file is its one source; internal/releasetest keeps
+# dist/chart/Chart.yaml and config/manager's image in step with it.
+VERSION ?= $(shell cat VERSION)
+# Registry (and owner) the release's image references point to.
+REGISTRY ?= ghcr.io/pixxel-space
 # Image URL to use all building/pushing image targets
-IMG ?= controller:latest
+IMG ?= $(REGISTRY)/taskdownload-operator:$(VERSION)
+# Stamped into the binaries and the image labels; -dirty when tracked files differ from the commit.
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)$(shell git diff --quiet HEAD -- 2>/dev/null || echo -dirty)
+# Every timestamp in the image: the commit's time, so that a commit always builds the same digest.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 # YEAR is the year in generated files' license header; fixed so that regenerating is reproducible.
 YEAR ?= 2026
 
@@ -57,9 +66,12 @@ bench-latency: envtest-assets ## How late a pending package is noticed: tasks re
 	go run ./hack/bench -mode=latency $(BENCH_ARGS)
 
 .PHONY: test
-test: manifests generate fmt vet envtest-assets kustomize helm ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
+test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	# -count=1: some tests run the manager binary, kustomize and helm, whose inputs Go's test cache cannot see.
-	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test -count=1 ./... -coverprofile cover.out
+	# internal/imagetest checks the layout make image just wrote.
+	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" IMAGE_LAYOUT="$(abspath $(IMAGE_LAYOUT))" \
+		go test -count=1 ./... -coverprofile cover.out
+	go -C hack/image test -count=1 ./...
 
 .PHONY: test-chaos
 test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).
@@ -73,15 +85,17 @@ envtest-assets: ## Provide kube-apiserver and etcd for envtest (setup-envtest, e
 .PHONY: verify
 verify: manifests generate ## Fail if generated files (CRDs, RBAC, deepcopy) or go.mod/go.sum are stale.
 	go mod tidy
-	@if [ -n "$$(git status --porcelain -- api config dist go.mod go.sum)" ]; then \
+	go -C hack/image mod tidy
+	@if [ -n "$$(git status --porcelain -- api config dist go.mod go.sum hack/image/go.mod hack/image/go.sum)" ]; then \
 		echo "Generated files are stale. Run 'make manifests generate' and 'go mod tidy', then commit:"; \
-		git status --porcelain -- api config dist go.mod go.sum; \
+		git status --porcelain -- api config dist go.mod go.sum hack/image/go.mod hack/image/go.sum; \
 		exit 1; \
 	fi
 
 .PHONY: lint
 lint: golangci-lint ## Run golangci-lint linter
 	"$(GOLANGCI_LINT)" run
+	cd hack/image && "$(GOLANGCI_LINT)" run
 
 .PHONY: lint-fix
 lint-fix: golangci-lint ## Run golangci-lint linter and perform fixes
@@ -98,19 +112,44 @@ build: manifests generate fmt vet ## Build the manager (bin/manager) and the fet
 run: manifests generate fmt vet ## Run the manager from your host against the current kubeconfig; pass flags with ARGS="...".
 	go run ./cmd $(ARGS)
 
+# The image is built without a container engine: hack/image compiles /manager and /fetch per platform
+# and writes an OCI image layout. The Dockerfile describes the same image for those who have one.
+IMAGE_LAYOUT ?= bin/image
+PLATFORMS ?= linux/amd64,linux/arm64
+IMAGE_BUILDER ?= $(LOCALBIN)/image-builder
+
+.PHONY: image
+image: image-builder ## Build the image for PLATFORMS as an OCI image layout in IMAGE_LAYOUT (bin/image), no engine needed.
+	"$(IMAGE_BUILDER)" build --root . --out "$(IMAGE_LAYOUT)" --platforms "$(PLATFORMS)" \
+		--version "$(VERSION)" --revision "$(REVISION)" --created "$(SOURCE_DATE_EPOCH)"
+
+.PHONY: image-push
+image-push: image-builder ## Push the image layout IMAGE_LAYOUT (from make image) to IMG; credentials from docker login.
+	"$(IMAGE_BUILDER)" push --layout "$(IMAGE_LAYOUT)" "$(IMG)"
+
+.PHONY: image-builder
+image-builder: $(LOCALBIN) ## Build hack/image (its own module, so go-containerregistry stays out of go.mod).
+	go -C hack/image build -o "$(IMAGE_BUILDER)" .
+
 .PHONY: docker-build
-docker-build: ## Build docker image with the manager.
-	$(CONTAINER_TOOL) build -t ${IMG} .
+docker-build: ## Build the image for the engine's platform with CONTAINER_TOOL (docker, podman).
+	$(CONTAINER_TOOL) build --build-arg VERSION="$(VERSION)" --build-arg REVISION="$(REVISION)" \
+		--build-arg CREATED="$$(date -u -d @$(SOURCE_DATE_EPOCH) +%Y-%m-%dT%H:%M:%SZ)" -t ${IMG} .
 
 .PHONY: docker-push
-docker-push: ## Push docker image with the manager.
+docker-push: ## Push the image built by docker-build.
 	$(CONTAINER_TOOL) push ${IMG}
 
 .PHONY: build-installer
-build-installer: manifests generate kustomize ## Generate a consolidated YAML with CRDs and deployment.
+build-installer: manifests generate kustomize ## Write dist/install.yaml: every object a cluster needs, with the image IMG.
 	mkdir -p dist
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default > dist/install.yaml
+	hack/image/render-installer.sh "$(KUSTOMIZE)" "$(IMG)" > dist/install.yaml
+
+DIST ?= dist
+.PHONY: release
+release: manifests generate kustomize helm image-builder ## Write DIST (dist/): install.yaml, the chart package and the image layout (image/) of VERSION, images in REGISTRY.
+	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" IMAGE_BUILDER="$(IMAGE_BUILDER)" hack/image/release.sh \
+		"$(DIST)" "$(VERSION)" "$(REGISTRY)/taskdownload-operator" "$(REVISION)" "$(SOURCE_DATE_EPOCH)" "$(PLATFORMS)"
 
 ##@ Deployment
 
@@ -128,8 +167,7 @@ uninstall: manifests kustomize ## Uninstall CRDs from the K8s cluster specified 
 
 .PHONY: deploy
 deploy: manifests kustomize ## Deploy controller to the K8s cluster specified in ~/.kube/config.
-	cd config/manager && "$(KUSTOMIZE)" edit set image controller=${IMG}
-	"$(KUSTOMIZE)" build config/default | "$(KUBECTL)" apply -f -
+	hack/image/render-installer.sh "$(KUSTOMIZE)" "$(IMG)" | "$(KUBECTL)" apply -f -
 
 .PHONY: undeploy
 undeploy: kustomize ## Undeploy controller from the K8s cluster specified in ~/.kube/config.

@@ -20,6 +20,7 @@ package main
 import (
 	"crypto/tls"
 	"flag"
+	"fmt"
 	"os"
 	"runtime/debug"
 	"strings"
@@ -29,6 +30,10 @@ import (
 	// to ensure that exec-entrypoint and run can make use of them.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
+	// The image has no CA bundle of its own (it is built from scratch): these roots let HTTPS to the
+	// platform verify when the system offers none.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -36,6 +41,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/version"
 )
 
 var setupLog = ctrl.Log.WithName("setup")
@@ -69,6 +75,9 @@ func main() {
 	flag.IntVar(&kubeBurst, "kube-api-burst", 600, "Burst of Kubernetes API requests above --kube-api-qps.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
+	flag.BoolVar(&o.EnableSchedulingGates, "enable-scheduling-gates", o.EnableSchedulingGates,
+		"Remove the scheduling gate downloads.pixxel.space/<name> from pods once TaskDownload <name> is Ready "+
+			"(needs get/list/watch/patch on pods).")
 	flag.StringVar(&metricsAddr, "metrics-bind-address", "0", "The address the metrics endpoint binds to. "+
 		"Use :8443 for HTTPS or :8080 for HTTP, or leave as 0 to disable the metrics service.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "The address the probe endpoint binds to.")
@@ -91,9 +100,14 @@ func main() {
 	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "The name of the metrics server certificate file.")
 	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The name of the metrics server key file.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "If set, HTTP/2 will be enabled for the metrics server.")
+	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
+	if *showVersion {
+		fmt.Println(version.String())
+		return
+	}
 
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 
@@ -151,8 +165,9 @@ func main() {
 		os.Exit(1)
 	}
 
-	setupLog.Info("Starting manager", "apiURL", o.APIURL, "pollInterval", o.PollInterval,
-		"maxPollInterval", o.MaxPollInterval, "watchNamespaces", o.WatchNamespaces)
+	setupLog.Info("Starting manager", "version", version.String(), "apiURL", o.APIURL,
+		"pollInterval", o.PollInterval, "maxPollInterval", o.MaxPollInterval, "watchNamespaces", o.WatchNamespaces,
+		"schedulingGates", o.EnableSchedulingGates)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)

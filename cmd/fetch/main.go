@@ -19,6 +19,10 @@ import (
 	"syscall"
 	"time"
 
+	// The image has no CA bundle of its own (it is built from scratch): these roots let HTTPS to the
+	// signed URL verify when the system offers none.
+	_ "golang.org/x/crypto/x509roots/fallback"
+
 	"github.com/pixxel-space/taskdownload-operator/internal/fetch"
 )
 

@@ -216,6 +216,7 @@ func managerArgs(c config, kubeconfig, apiURL string) []string {
 			// real API key and would make the run measure that limit instead of the operator.
 			"--api-qps=1000", "--api-burst=1000", "--zap-log-level=error")
 	}
+	args = append(args, gateArgs()...) // gates.go
 	return append(args, strings.Fields(c.managerArgs)...)
 }
 
@@ -267,6 +268,10 @@ func run(c config, managerBin, work string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	gated, err := startGatedPods(ctx, cl.k8s, cl.cfg, c.n) // gates.go; nil without -gated-pods
+	if err != nil {
+		return Result{}, err
+	}
 	cpuBefore := cpuNow()
 	before, err := kubeWrites(ctx, cl.clientset)
 	if err != nil {
@@ -292,6 +297,9 @@ func run(c config, managerBin, work string) (Result, error) {
 	readyCPU := cpuNow().since(cpuBefore)
 	logf("CPU seconds while getting Ready: %v", readyCPU)
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
+	if err := gated.report(ctx, mgr.exited, c.out); err != nil {
+		return Result{}, err
+	}
 	time.Sleep(time.Second) // let the last status writes and events land in the metrics
 	after, err := kubeWrites(ctx, cl.clientset)
 	if err != nil {

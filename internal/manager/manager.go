@@ -25,6 +25,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/metrics"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/recorder"
+	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
 )
 
 // Options configures the operator.
@@ -48,6 +49,10 @@ type Options struct {
 	MaxConcurrentReconciles int
 	// WatchNamespaces restricts the operator to these namespaces; empty means all.
 	WatchNamespaces []string
+	// EnableSchedulingGates runs the controller that removes downloads.pixxel.space/<name> scheduling
+	// gates from pods once TaskDownload <name> is Ready. Off, no pod is watched or cached, and the
+	// operator needs no RBAC for pods.
+	EnableSchedulingGates bool
 	// HTTPClient, if set, is used for platform API calls (tests use it to inject faults).
 	HTTPClient *http.Client
 	// Clock, if set, replaces the real clock for URL lifetimes (tests use it to move time on).
@@ -152,6 +157,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		}
 	}
 	mo.Cache = controller.ManagerCacheOptions(mo.Cache)
+	if o.EnableSchedulingGates {
+		mo.Cache = schedulinggate.CacheOptions(mo.Cache)
+	}
 
 	mgr, err := ctrl.NewManager(cfg, mo)
 	if err != nil {
@@ -177,6 +185,14 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		DefaultNamespaces:       mo.Cache.DefaultNamespaces,
 	}); err != nil {
 		return nil, fmt.Errorf("setting up controller: %w", err)
+	}
+	if o.EnableSchedulingGates {
+		gates := &schedulinggate.Reconciler{Recorder: rec}
+		if err := gates.SetupWithManager(mgr, schedulinggate.SetupOptions{
+			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
+		}); err != nil {
+			return nil, fmt.Errorf("setting up the scheduling gate controller: %w", err)
+		}
 	}
 	if err := metrics.RegisterObjectCollector(mgr.GetClient()); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)

@@ -1,0 +1,268 @@
+package releasetest
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/yaml"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/imagetest"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+)
+
+const defaultRepo = "ghcr.io/pixxel-space/taskdownload-operator"
+
+type chartMeta struct {
+	Name       string `json:"name"`
+	Version    string `json:"version"`
+	AppVersion string `json:"appVersion"`
+}
+
+type chartValues struct {
+	Manager struct {
+		Image struct {
+			Repository string `json:"repository"`
+			Tag        string `json:"tag"`
+		} `json:"image"`
+	} `json:"manager"`
+}
+
+func readRepoFile(t *testing.T, rel string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(envtestutil.RepoRoot(), rel))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// TestVersionIsOneSource: VERSION names the release; the chart and the kustomize manifests must
+// default to that release's image, or a user installing from the repository runs another version.
+func TestVersionIsOneSource(t *testing.T) {
+	g := NewWithT(t)
+	version := strings.TrimSpace(string(readRepoFile(t, "VERSION")))
+	g.Expect(version).To(MatchRegexp(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`))
+
+	var chart chartMeta
+	g.Expect(yaml.Unmarshal(readRepoFile(t, "dist/chart/Chart.yaml"), &chart)).To(Succeed())
+	g.Expect(chart.AppVersion).To(Equal(version), "dist/chart/Chart.yaml appVersion")
+	g.Expect(chart.Version).To(Equal(strings.TrimPrefix(version, "v")), "dist/chart/Chart.yaml version")
+
+	var values chartValues
+	g.Expect(yaml.Unmarshal(readRepoFile(t, "dist/chart/values.yaml"), &values)).To(Succeed())
+	g.Expect(values.Manager.Image.Repository).To(Equal(defaultRepo))
+	g.Expect(values.Manager.Image.Tag).To(BeEmpty(), "the tag follows appVersion unless a user sets it")
+
+	g.Expect(deploymentImage(t, decode(t, readRepoFile(t, "config/manager/manager.yaml")))).To(
+		Equal(defaultRepo+":"+version), "config/manager/manager.yaml")
+}
+
+func managerImage(g Gomega, dep *appsv1.Deployment) string {
+	images := map[string]string{}
+	for _, c := range dep.Spec.Template.Spec.Containers {
+		images[c.Name] = c.Image
+	}
+	g.Expect(images).To(HaveKey("manager"), "the Deployment's containers")
+	return images["manager"]
+}
+
+// makeCmd runs a make target in the repository with only the given variables set: the outer make's
+// command-line variables (MAKEFLAGS) must not leak into it.
+func makeCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command("make", append([]string{"--no-print-directory"}, args...)...)
+	cmd.Dir = envtestutil.RepoRoot()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); k != "MAKEFLAGS" && k != "MFLAGS" && k != "MAKELEVEL" {
+			cmd.Env = append(cmd.Env, kv)
+		}
+	}
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+func TestMakeRelease(t *testing.T) {
+	g := NewWithT(t)
+	dist := t.TempDir()
+	out, err := makeCmd(t, "release", "VERSION=v0.1.0", "DIST="+dist)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+
+	img := defaultRepo + ":v0.1.0"
+	checkInstallYAML(t, filepath.Join(dist, "install.yaml"), img)
+	checkChart(t, filepath.Join(dist, "taskdownload-operator-0.1.0.tgz"), "0.1.0", "v0.1.0", defaultRepo)
+
+	l, err := imagetest.Open(filepath.Join(dist, "image"))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(l.RefName).To(Equal("v0.1.0"))
+	g.Expect(l.Images).To(HaveLen(2))
+	for _, i := range l.Images {
+		g.Expect(i.Config.Config.Labels).To(HaveKeyWithValue("org.opencontainers.image.version", "v0.1.0"))
+	}
+}
+
+// A release for another registry points every rendering there; one platform keeps the test short.
+func TestMakeReleaseToAnotherRegistry(t *testing.T) {
+	g := NewWithT(t)
+	dist := t.TempDir()
+	out, err := makeCmd(t, "release", "VERSION=v0.2.0-rc.1", "REGISTRY=registry.example.com/team",
+		"PLATFORMS=linux/amd64", "DIST="+dist)
+	g.Expect(err).NotTo(HaveOccurred(), out)
+
+	repo := "registry.example.com/team/taskdownload-operator"
+	checkInstallYAML(t, filepath.Join(dist, "install.yaml"), repo+":v0.2.0-rc.1")
+	checkChart(t, filepath.Join(dist, "taskdownload-operator-0.2.0-rc.1.tgz"), "0.2.0-rc.1", "v0.2.0-rc.1", repo)
+}
+
+func TestMakeReleaseRejectsABadVersion(t *testing.T) {
+	g := NewWithT(t)
+	dist := t.TempDir()
+	out, err := makeCmd(t, "release", "VERSION=0.1", "DIST="+dist)
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("VERSION=0.1 is not a semantic version"))
+	entries, _ := os.ReadDir(dist)
+	g.Expect(entries).To(BeEmpty())
+}
+
+// TestRenderInstallerLeavesConfigAlone: make build-installer and make deploy set the image through
+// hack/image/render-installer.sh, which must not edit committed files as kubebuilder's recipe did.
+func TestRenderInstallerLeavesConfigAlone(t *testing.T) {
+	g := NewWithT(t)
+	root := envtestutil.RepoRoot()
+	kustomize := filepath.Join(root, "bin", "kustomize")
+	if _, err := os.Stat(kustomize); err != nil {
+		t.Fatalf("kustomize not found at %s: run `make kustomize` (make test does)", kustomize)
+	}
+	before := readRepoFile(t, "config/manager/kustomization.yaml")
+	manifest := readRepoFile(t, "config/manager/manager.yaml")
+
+	img := "registry.example.com/team/taskdownload-operator@sha256:" + strings.Repeat("ab", 32)
+	cmd := exec.Command(filepath.Join(root, "hack", "image", "render-installer.sh"), kustomize, img)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	g.Expect(err).NotTo(HaveOccurred(), stderr.String())
+	file := filepath.Join(t.TempDir(), "install.yaml")
+	g.Expect(os.WriteFile(file, out, 0o600)).To(Succeed())
+	checkInstallYAML(t, file, img)
+
+	g.Expect(readRepoFile(t, "config/manager/kustomization.yaml")).To(Equal(before))
+	g.Expect(readRepoFile(t, "config/manager/manager.yaml")).To(Equal(manifest))
+}
+
+// checkInstallYAML: every object a cluster needs, and the manager running image.
+func checkInstallYAML(t *testing.T, file, img string) {
+	t.Helper()
+	g := NewWithT(t)
+	data, err := os.ReadFile(file)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(data)).NotTo(ContainSubstring("controller:latest"))
+	objs := decode(t, data)
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		kinds[o.GetKind()] = true
+	}
+	for _, k := range []string{"CustomResourceDefinition", "Namespace", "ServiceAccount", "ClusterRole",
+		"ClusterRoleBinding", "Role", "RoleBinding", "Deployment"} {
+		g.Expect(kinds).To(HaveKey(k), "%s has no %s", filepath.Base(file), k)
+	}
+	g.Expect(deploymentImage(t, objs)).To(Equal(img))
+}
+
+// checkChart opens the packaged chart, then renders it with its defaults.
+func checkChart(t *testing.T, tgz, version, appVersion, repo string) {
+	t.Helper()
+	g := NewWithT(t)
+	files := untar(t, tgz)
+	var chart chartMeta
+	g.Expect(yaml.Unmarshal(files["taskdownload-operator/Chart.yaml"], &chart)).To(Succeed())
+	g.Expect(chart).To(Equal(chartMeta{Name: "taskdownload-operator", Version: version, AppVersion: appVersion}))
+	var values chartValues
+	g.Expect(yaml.Unmarshal(files["taskdownload-operator/values.yaml"], &values)).To(Succeed())
+	g.Expect(values.Manager.Image.Repository).To(Equal(repo))
+
+	helm := filepath.Join(envtestutil.RepoRoot(), "bin", "helm")
+	out, err := exec.Command(helm, "template", "taskdownload-operator", tgz, "--namespace", "ops").Output()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) {
+		t.Fatalf("helm template %s: %v\n%s", tgz, err, exitErr.Stderr)
+	}
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(out)).NotTo(ContainSubstring("controller:latest"))
+	g.Expect(deploymentImage(t, decode(t, out))).To(Equal(repo + ":" + appVersion))
+}
+
+func deploymentImage(t *testing.T, objs []*unstructured.Unstructured) string {
+	t.Helper()
+	g := NewWithT(t)
+	var images []string
+	for _, o := range objs {
+		if o.GetKind() != "Deployment" {
+			continue
+		}
+		var dep appsv1.Deployment
+		g.Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(o.Object, &dep)).To(Succeed())
+		images = append(images, managerImage(g, &dep))
+	}
+	g.Expect(images).To(HaveLen(1), "one Deployment")
+	return images[0]
+}
+
+func decode(t *testing.T, data []byte) []*unstructured.Unstructured {
+	t.Helper()
+	var objs []*unstructured.Unstructured
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(data), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		err := dec.Decode(&u.Object)
+		if errors.Is(err, io.EOF) {
+			return objs
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(u.Object) > 0 {
+			objs = append(objs, u)
+		}
+	}
+}
+
+func untar(t *testing.T, file string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string][]byte{}
+	tr := tar.NewReader(zr)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files[h.Name], err = io.ReadAll(tr); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
