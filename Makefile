@@ -245,7 +245,7 @@ endef
 ##@ Fuzzing
 
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter ./internal/signedurl:FuzzParse
+FUZZ_TARGETS = ./internal/pixxel:FuzzDecodeDownload ./internal/pixxel:FuzzDecodeError ./internal/pixxel:FuzzParseRetryAfter ./internal/signedurl:FuzzParse ./internal/fetch:FuzzExtractTar
 
 .PHONY: fuzz
 fuzz: ## Run each fuzz target for FUZZTIME, a duration or an execution count like 200000x (seed corpora are the f.Add calls).

@@ -61,7 +61,8 @@ func main() {
 	)
 	flag.StringVar(&o.APIURL, "api-url", o.APIURL, "Base URL of the platform API.")
 	flag.DurationVar(&o.PollInterval, "poll-interval", o.PollInterval,
-		"First delay before asking again while a package is pending; doubles with jitter up to --max-poll-interval.")
+		"Shortest delay between polls of a pending package; polls are spaced by a tenth of the time waited, "+
+			"up to --max-poll-interval.")
 	flag.DurationVar(&o.MaxPollInterval, "max-poll-interval", o.MaxPollInterval,
 		"Longest delay between polls and retries.")
 	flag.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "Timeout of one platform API call.")

@@ -57,8 +57,9 @@ type TaskDownloadSpec struct {
 	Target *Target `json:"target,omitempty"`
 
 	// RefreshBefore makes the operator request a fresh URL this long before the published one expires.
-	// By default it does so when two thirds of the URL's lifetime have passed. It has no effect when
-	// the URL's expiry cannot be read from it; the manager's --default-url-ttl applies then.
+	// By default it does so when two thirds of the URL's lifetime have passed. Each URL is used for at
+	// least a third of its lifetime: a longer RefreshBefore is clamped (a Warning event says so once).
+	// It has no effect when the URL's expiry cannot be read from it; --default-url-ttl applies then.
 	// +optional
 	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration"
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
@@ -128,26 +129,6 @@ const (
 	PhaseFailed Phase = "Failed"
 )
 
-// Condition types, following kstatus conventions: Reconciling and Stalled are present only while true.
-const (
-	// ConditionReady is True while a signed URL is published.
-	ConditionReady = "Ready"
-	// ConditionReconciling is True while the operator is working towards Ready.
-	ConditionReconciling = "Reconciling"
-	// ConditionStalled is True when the operator cannot make progress without a change by the user.
-	ConditionStalled = "Stalled"
-)
-
-// Keys of the published ConfigMap or Secret.
-const (
-	KeySignedURL  = "SIGNED_URL"
-	KeyStatus     = "STATUS"
-	KeyExpiresAt  = "EXPIRES_AT"
-	KeyWorkflowID = "WORKFLOW_ID"
-	KeyJobID      = "JOB_ID"
-	KeyTaskID     = "TASK_ID"
-)
-
 // TaskRef names a platform task.
 type TaskRef struct {
 	// WorkflowID is the task's workflow.
@@ -170,8 +151,10 @@ type TaskDownloadStatus struct {
 	// +optional
 	Phase Phase `json:"phase,omitempty"`
 
-	// TaskStatus is the status the platform API last answered, as it gave it (for example pending or ready).
+	// TaskStatus is the status the platform API last answered (for example pending or ready), without
+	// control characters and cut to 64 characters.
 	// +optional
+	// +kubebuilder:validation:MaxLength=64
 	TaskStatus string `json:"taskStatus,omitempty"`
 
 	// SignedURL is the published download URL. It is omitted when target.kind is Secret.
@@ -199,6 +182,20 @@ type TaskDownloadStatus struct {
 	// +optional
 	LastHandledRequestedAt string `json:"lastHandledRequestedAt,omitempty"`
 
+	// PendingSince is when the platform first answered that the package for the current request is not
+	// ready yet. Polls are spaced in proportion to the time waited since, so that readiness is noticed
+	// about 10 % of that time after it happens; it is kept here, in microseconds, so that a restart
+	// does not start the wait over.
+	// +optional
+	PendingSince *metav1.MicroTime `json:"pendingSince,omitempty"`
+
+	// StalledOn fingerprints the inputs (spec generation, API-key Secret version, requested-at
+	// annotation) of a request the platform refused for good (BadRequest, TaskFailed). The same
+	// request is not made again, also after a restart of the operator, until one of them changes.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	StalledOn string `json:"stalledOn,omitempty"`
+
 	// Conditions are Ready, and Reconciling or Stalled while they are true.
 	// +listType=map
 	// +listMapKey=type
@@ -210,9 +207,11 @@ type TaskDownloadStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=td,categories=pixxel
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
 // +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.taskStatus`
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the published URL expires (a date column would show future times as <invalid>)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+// +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
 
 // TaskDownload asks the platform for a signed URL to a finished task's outputs and publishes it,
 // replacing it before it expires.

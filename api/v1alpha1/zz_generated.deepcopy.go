@@ -156,6 +156,10 @@ func (in *TaskDownloadStatus) DeepCopyInto(out *TaskDownloadStatus) {
 		*out = new(TaskRef)
 		**out = **in
 	}
+	if in.PendingSince != nil {
+		in, out := &in.PendingSince, &out.PendingSince
+		*out = (*in).DeepCopy()
+	}
 	if in.Conditions != nil {
 		in, out := &in.Conditions, &out.Conditions
 		*out = make([]v1.Condition, len(*in))

@@ -3,55 +3,116 @@
 //
 //	fetch --url-file /etc/taskdownload/SIGNED_URL --dest /data
 //
-// It waits for the URL to appear, re-reads it on every attempt (a mounted ConfigMap or Secret follows
-// the operator's refreshes), resumes interrupted downloads, checks Content-Length, extracts zip and
-// tar(.gz) archives safely and moves the result into place atomically. It exits non-zero with a clear
-// message when it cannot.
+// See `fetch --help` for the flags and the exit codes, and package internal/fetch for how it works.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	// The image has no CA bundle of its own (it is built from scratch): these roots let HTTPS to the
 	// signed URL verify when the system offers none.
 	_ "golang.org/x/crypto/x509roots/fallback"
 
 	"github.com/pixxel-space/taskdownload-operator/internal/fetch"
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
+	"github.com/pixxel-space/taskdownload-operator/internal/version"
 )
 
 func main() {
-	o := fetch.Options{}
-	flag.StringVar(&o.URLFile, "url-file", "",
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+const synopsis = `Usage: fetch --url-file FILE --dest DIR [flags]
+
+Downloads the package behind the signed URL that the taskdownload operator publishes, and extracts it
+into DIR. It waits for the URL to appear, re-reads it on every attempt (a mounted ConfigMap or Secret
+follows the operator's refreshes), resumes only while the object is unchanged, retries with jittered
+backoff, and moves the result into place only when everything succeeded.
+
+Flags:
+`
+
+// run is the command without the process around it: it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	o := fetch.DefaultOptions()
+	flags := flag.NewFlagSet("fetch", flag.ContinueOnError)
+	flags.SetOutput(io.Discard)
+	flags.StringVar(&o.URLFile, "url-file", "",
 		"File holding the signed URL, such as a mounted SIGNED_URL key; re-read on every attempt.")
-	flag.StringVar(&o.URLEnv, "url-env", "",
-		"Environment variable holding the signed URL (fixed at pod start; prefer --url-file).")
-	flag.StringVar(&o.Dest, "dest", "", "Directory to extract the package into, or to save it in.")
-	flag.StringVar(&o.Extract, "extract", "auto", "auto (by content), zip, tar, tar.gz, or none to keep the file as is.")
-	flag.StringVar(&o.OutputName, "output-name", "",
+	flags.StringVar(&o.URLEnv, "url-env", "",
+		"Environment variable holding the signed URL (default SIGNED_URL when --url-file is not set). It is\n"+
+			"fixed at container start: when it is empty fetch exits at once (code 3) so that the kubelet\n"+
+			"restarts it with fresh values. Prefer --url-file.")
+	flags.StringVar(&o.Dest, "dest", "", "Directory to extract the package into, or to save it in.")
+	flags.StringVar(&o.Extract, "extract", o.Extract,
+		"auto (by content), zip, tar, tar.gz, or none to keep the file as is.")
+	flags.StringVar(&o.OutputName, "output-name", "",
 		"File name when not extracting (default: the URL path's last segment).")
-	flag.DurationVar(&o.WaitTimeout, "wait-timeout", 10*time.Minute,
-		"How long to wait for the URL to appear, or for a new one after a 403.")
-	flag.IntVar(&o.Retries, "retries", 5, "Failed attempts to retry, resuming where the last one stopped.")
-	flag.DurationVar(&o.RetryDelay, "retry-delay", 2*time.Second, "First delay between attempts; doubles each time.")
-	flag.DurationVar(&o.ProgressInterval, "progress-interval", 5*time.Second, "How often to log progress.")
-	flag.Int64Var(&o.MaxBytes, "max-bytes", 50<<30, "Largest download, and largest extracted size, accepted.")
-	flag.Parse()
+	flags.DurationVar(&o.WaitTimeout, "wait-timeout", o.WaitTimeout,
+		"How long to wait for the URL to appear, or for a new one after the storage refused it (403).")
+	flags.IntVar(&o.Retries, "retries", o.Retries, "Failed attempts to retry, resuming where the last one stopped.")
+	flags.DurationVar(&o.RetryDelay, "retry-delay", o.RetryDelay,
+		"First delay between attempts; it doubles, with up to 50% random jitter, up to --retry-max-delay.")
+	flags.DurationVar(&o.RetryMaxDelay, "retry-max-delay", o.RetryMaxDelay,
+		"Longest delay between attempts, jitter included.")
+	flags.DurationVar(&o.ConnectTimeout, "connect-timeout", o.ConnectTimeout,
+		"Longest wait for a connection and its TLS handshake.")
+	flags.DurationVar(&o.ResponseHeaderTimeout, "response-header-timeout", o.ResponseHeaderTimeout,
+		"Longest wait for the storage's response headers once the request is sent.")
+	flags.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout,
+		"Longest wait for the next byte of the body; the attempt then ends and is retried from where it stopped.")
+	flags.DurationVar(&o.ProgressInterval, "progress-interval", o.ProgressInterval,
+		"How often to log size, percent, rate and ETA.")
+	flags.Var(bytesFlag{&o.MaxBytes}, "max-bytes",
+		"Largest download, and largest extracted size, accepted, as a `quantity` (50Gi, 500M). Extraction needs\n"+
+			"room for both the archive and its contents: size the volume (emptyDir sizeLimit) at twice this.")
+	flags.IntVar(&o.MaxEntries, "max-entries", o.MaxEntries,
+		"Most entries (files, directories, links) an archive may hold.")
+	flags.Var(modeFlag{&o.FileMode}, "file-mode", "Permissions of the files written, in `octal`.")
+	flags.Var(modeFlag{&o.DirMode}, "dir-mode", "Permissions of the directories created, in `octal`.")
+	showVersion := flags.Bool("version", false, "Print the version and exit.")
+
+	usage := func(w io.Writer) {
+		_, _ = fmt.Fprint(w, synopsis)
+		flags.SetOutput(w)
+		flags.PrintDefaults()
+		flags.SetOutput(io.Discard)
+		_, _ = fmt.Fprintf(w, "\nArchive entries may be at most %d levels deep, with names of at most %d bytes.\n\n%s\n",
+			fetch.MaxPathDepth, fetch.MaxPathLength, fetch.ExitCodes)
+	}
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage(stdout)
+			return fetch.ExitOK
+		}
+		_, _ = fmt.Fprintf(stderr, "fetch: %v\nRun fetch --help for the flags.\n", err)
+		return fetch.ExitUsage
+	}
+	if flags.NArg() > 0 {
+		_, _ = fmt.Fprintf(stderr, "fetch: unexpected arguments %q\nRun fetch --help for the flags.\n", flags.Args())
+		return fetch.ExitUsage
+	}
+	if *showVersion {
+		_, _ = fmt.Fprintln(stdout, "fetch", version.String())
+		return fetch.ExitOK
+	}
 	if o.URLFile == "" && o.URLEnv == "" {
 		o.URLEnv = "SIGNED_URL"
 	}
-	o.Log = slog.New(slog.NewTextHandler(os.Stderr, nil))
-
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := fetch.Run(ctx, o); err != nil {
-		fmt.Fprintf(os.Stderr, "fetch: %v\n", err)
-		os.Exit(1)
+	err := fetch.Run(ctx, o)
+	if err != nil {
+		// The storage's words reach here; no control character gets to the terminal or the log.
+		_, _ = fmt.Fprintf(stderr, "fetch: %s\n", signedurl.CleanText(err.Error()))
 	}
+	return fetch.ExitCode(err)
 }

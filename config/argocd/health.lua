@@ -1,6 +1,7 @@
 -- Argo CD health check for downloads.pixxel.space/TaskDownload.
 -- Healthy: Ready and the current generation observed. Progressing: pending, refreshing or not yet
--- observed. Degraded: Stalled or Failed (the user must act). Suspended: spec.suspend is true.
+-- observed. Degraded: Stalled or Failed (the user must act: a bad request, a revoked key (401/403),
+-- unknown IDs (404), a failed task, a missing Secret, a target conflict). Suspended: spec.suspend.
 local hs = {}
 
 if obj.spec ~= nil and obj.spec.suspend == true then

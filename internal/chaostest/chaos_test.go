@@ -190,9 +190,9 @@ func checkPublished(t *testing.T, ns string) {
 
 func TestRestartWhilePendingLosesNothing(t *testing.T) {
 	n := objects()
-	// Pending long enough (0.2+0.4+0.8+1.6+3.2 s) that every object is still pending when the last of
-	// them has first been asked.
-	const pending = 5
+	// Pending long enough (about 13 s: polls every 200 ms for the first 2 s, then after a tenth of the
+	// time waited) that every object is still pending when the last of them has first been asked.
+	const pending = 30
 	ns := newNamespace(t)
 	fake := newFake(t, pending, 20*time.Millisecond)
 

@@ -9,6 +9,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
@@ -57,22 +58,23 @@ func (k *apiKeys) forget(key types.NamespacedName) {
 	delete(k.secrets, key)
 }
 
-// readAPIKey returns the API key from the TaskDownload's Secret and the Secret's resourceVersion. A
+// readAPIKey is the API-key step: it reads the key from the TaskDownload's Secret into the scope. A
 // missing Secret, key or value is a failure the user must fix; the Secret watch brings the object back
 // when they do. The value is read from the API server only when the Secret changed since last read.
-func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (key, version string, f *failure, err error) {
-	ref := td.Spec.APIKeySecretRef
+func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (ctrl.Result, error) {
+	ref := s.td.Spec.APIKeySecretRef
 	dataKey := ref.Key
 	if dataKey == "" {
-		dataKey = DefaultAPIKeySecretKey
+		dataKey = downloadsv1alpha1.DefaultAPIKeySecretKey
 	}
-	name := types.NamespacedName{Namespace: td.Namespace, Name: ref.Name}
+	name := types.NamespacedName{Namespace: s.td.Namespace, Name: ref.Name}
 
 	if r.SecretMeta != nil {
 		meta := secretMetadata()
 		if err := r.SecretMeta.Get(ctx, name, meta); err == nil {
 			if v, ok := r.keys.lookup(name, meta.ResourceVersion, dataKey); ok {
-				return v, meta.ResourceVersion, nil, nil
+				s.apiKey, s.secretVersion = v, meta.ResourceVersion
+				return ctrl.Result{}, nil
 			}
 		}
 	}
@@ -81,19 +83,20 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, td *downloadsv1
 	if err := r.APIReader.Get(ctx, name, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.forget(name)
-			return "", "", stalledFailure(ReasonSecretNotFound,
-				"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", ref.Name, td.Namespace), nil
+			return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonSecretNotFound,
+				"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", ref.Name, s.td.Namespace)
 		}
-		return "", "", nil, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
+		return ctrl.Result{}, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
 	}
 	value, ok := secret.Data[dataKey]
 	if !ok {
-		return "", "", stalledFailure(ReasonSecretKeyNotFound, "Secret %q has no key %q", ref.Name, dataKey), nil
+		return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonSecretKeyNotFound, "Secret %q has no key %q", ref.Name, dataKey)
 	}
-	key = strings.TrimSpace(string(value))
+	key := strings.TrimSpace(string(value))
 	if key == "" {
-		return "", "", stalledFailure(ReasonSecretKeyEmpty, "Secret %q key %q is empty", ref.Name, dataKey), nil
+		return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonSecretKeyEmpty, "Secret %q key %q is empty", ref.Name, dataKey)
 	}
 	r.keys.store(name, secret.ResourceVersion, dataKey, key)
-	return key, secret.ResourceVersion, nil, nil
+	s.apiKey, s.secretVersion = key, secret.ResourceVersion
+	return ctrl.Result{}, nil
 }

@@ -11,7 +11,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 )
 
@@ -68,7 +67,7 @@ func TestArgoCDHealthCheck(t *testing.T) {
 		td := newTaskDownload(ns, "held", "pixxel", uniqueTask())
 		td.Spec.Suspend = true
 		g.Expect(k8s.Create(ctx, td)).To(Succeed())
-		cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonSuspended))
+		cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonSuspended))
 		status, _ := argoHealth(g, cur)
 		g.Expect(status).To(Equal("Suspended"))
 	})

@@ -9,10 +9,10 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -25,14 +25,14 @@ func TestTransientFailuresRecover(t *testing.T) {
 		resp   fakepixxel.Response
 		reason string
 	}{
-		{"500", fakepixxel.Fail(500, "internal", "database unavailable"), controller.ReasonAPIUnavailable},
-		{"503 with Retry-After", fakepixxel.Response{HTTPStatus: 503, RetryAfter: "1"}, controller.ReasonAPIUnavailable},
-		{"connection reset", fakepixxel.Response{Reset: true}, controller.ReasonAPIUnavailable},
-		{"timeout", fakepixxel.Response{Status: "ready", SignedURL: "https://s.example/x", Delay: 3 * time.Second}, controller.ReasonAPIUnavailable},
-		{"malformed JSON", fakepixxel.Response{Body: []byte(`{"status":"ready","signed_url":`)}, controller.ReasonInvalidResponse},
-		{"ready without URL", fakepixxel.Response{Status: "ready"}, controller.ReasonInvalidResponse},
-		{"relative URL", fakepixxel.Ready("/packages/x.zip"), controller.ReasonInvalidResponse},
-		{"other task's answer", fakepixxel.Response{Status: "pending", Answer: func(a *fakepixxel.Answer) { a.WorkflowID = "wf-other" }}, controller.ReasonInvalidResponse},
+		{"500", fakepixxel.Fail(500, "internal", "database unavailable"), downloadsv1alpha1.ReasonAPIUnavailable},
+		{"503 with Retry-After", fakepixxel.Response{HTTPStatus: 503, RetryAfter: "1"}, downloadsv1alpha1.ReasonAPIUnavailable},
+		{"connection reset", fakepixxel.Response{Reset: true}, downloadsv1alpha1.ReasonAPIUnavailable},
+		{"timeout", fakepixxel.Response{Status: "ready", SignedURL: "https://s.example/x", Delay: 3 * time.Second}, downloadsv1alpha1.ReasonAPIUnavailable},
+		{"malformed JSON", fakepixxel.Response{Body: []byte(`{"status":"ready","signed_url":`)}, downloadsv1alpha1.ReasonInvalidResponse},
+		{"ready without URL", fakepixxel.Response{Status: "ready"}, downloadsv1alpha1.ReasonInvalidResponse},
+		{"relative URL", fakepixxel.Ready("/packages/x.zip"), downloadsv1alpha1.ReasonInvalidResponse},
+		{"other task's answer", fakepixxel.Response{Status: "pending", Answer: func(a *fakepixxel.Answer) { a.WorkflowID = "wf-other" }}, downloadsv1alpha1.ReasonInvalidResponse},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -49,7 +49,7 @@ func TestTransientFailuresRecover(t *testing.T) {
 			g.Expect(rec.Reason).To(Equal(tc.reason))
 			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
 
-			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 			g.Expect(fake.Calls(task)).To(Equal(3))
 		})
 	}
@@ -63,11 +63,11 @@ func TestBadRequestStallsUntilUserActs(t *testing.T) {
 		ErrorDetails: map[string]any{"task_state": "running"}}
 	td, task := startTaskDownload(t, answers(bad))
 
-	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonBadRequest))
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, downloadsv1alpha1.ReasonBadRequest))
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseFailed))
 	ready := condition(cur, downloadsv1alpha1.ConditionReady)
 	g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
-	g.Expect(ready.Reason).To(Equal(controller.ReasonBadRequest))
+	g.Expect(ready.Reason).To(Equal(downloadsv1alpha1.ReasonBadRequest))
 	g.Expect(ready.Message).To(ContainSubstring("task_not_finished"))
 	g.Expect(ready.Message).To(ContainSubstring("the task is still running"))
 	g.Expect(ready.Message).To(ContainSubstring(`"task_state":"running"`))
@@ -79,7 +79,7 @@ func TestBadRequestStallsUntilUserActs(t *testing.T) {
 	// The requested-at annotation asks for one fresh request.
 	fake.Script(task, bad)
 	patch := client.MergeFrom(cur.DeepCopy())
-	cur.Annotations = map[string]string{controller.AnnotationRequestedAt: "2026-11-28T12:00:00Z"}
+	cur.Annotations = map[string]string{downloadsv1alpha1.AnnotationRequestedAt: "2026-11-28T12:00:00Z"}
 	g.Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
 	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(5 * time.Second).Should(Equal(1))
 	waitFor(t, td, func(g Gomega, cur *downloadsv1alpha1.TaskDownload) {
@@ -90,35 +90,52 @@ func TestBadRequestStallsUntilUserActs(t *testing.T) {
 	// So does a change to the Secret; this time the platform answers ready.
 	fake.Script(task, readyURL(task))
 	setAPIKey(t, td.Namespace, apiKey+"-rotated")
-	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
 }
 
-func TestAuthAndNotFoundRetryAtMaxPollInterval(t *testing.T) {
+// 401, 403 and 404 need the user, so they stall (kstatus Failed, Argo CD Degraded, phase Failed) and
+// drop Reconciling; but the platform may grant access or create the task without anything changing
+// here, so they are retried every --max-poll-interval and come back to Ready by themselves.
+func TestAuthAndNotFoundStallButRetryAtMaxPollInterval(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
 		status int
 		reason string
 	}{
-		{http.StatusUnauthorized, controller.ReasonUnauthorized},
-		{http.StatusForbidden, controller.ReasonForbidden},
-		{http.StatusNotFound, controller.ReasonNotFound},
+		{http.StatusUnauthorized, downloadsv1alpha1.ReasonUnauthorized},
+		{http.StatusForbidden, downloadsv1alpha1.ReasonForbidden},
+		{http.StatusNotFound, downloadsv1alpha1.ReasonNotFound},
 	} {
 		t.Run(tc.reason, func(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
-			td, task := startTaskDownload(t, answers(fakepixxel.Fail(tc.status, "denied", "no access to this workflow")))
-			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, tc.reason))
-			g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Message).To(ContainSubstring("no access to this workflow"))
-			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+			td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+				return []fakepixxel.Response{fakepixxel.Fail(tc.status, "denied", "no access to this workflow"), readyURL(task)}
+			})
+			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, tc.reason))
+			g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseFailed))
+			ready := condition(cur, downloadsv1alpha1.ConditionReady)
+			g.Expect(ready.Status).To(Equal(metav1.ConditionFalse))
+			g.Expect(ready.Reason).To(Equal(tc.reason))
+			g.Expect(ready.Message).To(ContainSubstring("no access to this workflow"))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionReconciling)).To(BeNil(), "kstatus: not Reconciling while Stalled")
+			g.Expect(computeKstatus(g, cur)).To(Equal(kstatus.FailedStatus))
+			health, _ := argoHealth(g, cur)
+			g.Expect(health).To(Equal("Degraded"))
+			g.Expect(printedColumns(g, cur)).To(HaveKeyWithValue("Reason", tc.reason))
 
-			// Not retried on the short poll backoff, but again after --max-poll-interval (2s here). Timed by
-			// the fake's arrival times, not the test's clock, so that a loaded machine cannot fail it.
-			g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(maxPoll + 10*time.Second).Should(BeNumerically(">=", 2))
+			// Not retried on the short poll backoff, but again after --max-poll-interval (2s here), and
+			// Ready again by itself. Timed by the fake's arrival times, not the test's clock, so that a
+			// loaded machine cannot fail it.
+			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 			reqs := requestsFor(task)
 			g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically(">=", maxPoll),
 				"retried after --max-poll-interval, not on the poll backoff (%s)", pollInterval)
+			cur = get(g, td)
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+			g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
 		})
 	}
 }
@@ -127,12 +144,12 @@ func TestForbiddenRetriesAtOnceWhenSecretChanges(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	td, task := startTaskDownload(t, answers(fakepixxel.Fail(403, "forbidden", "key revoked")))
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonForbidden))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, downloadsv1alpha1.ReasonForbidden))
 	g.Expect(fake.Calls(task)).To(Equal(1))
 
 	fake.Script(task, readyURL(task))
 	setAPIKey(t, td.Namespace, "new-key")
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	reqs := requestsFor(task)
 	g.Expect(reqs).To(HaveLen(2))
 	g.Expect(reqs[1].Authorization).To(Equal("new-key"))
@@ -148,9 +165,9 @@ func TestRateLimitedWaitsForRetryAfter(t *testing.T) {
 		return []fakepixxel.Response{limited, readyURL(task)}
 	})
 
-	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonRateLimited))
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonRateLimited))
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	reqs := requestsFor(task)
 	g.Expect(len(reqs)).To(BeNumerically(">=", 2))
 	g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically(">=", 950*time.Millisecond), "Retry-After: 1 is honoured")
@@ -163,10 +180,10 @@ func TestTaskFailedStalls(t *testing.T) {
 			t.Parallel()
 			g := NewWithT(t)
 			td, task := startTaskDownload(t, answers(fakepixxel.Pending(), fakepixxel.Response{Status: status}))
-			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonTaskFailed))
+			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, downloadsv1alpha1.ReasonTaskFailed))
 			g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseFailed))
 			g.Expect(cur.Status.TaskStatus).To(Equal(status))
-			g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Reason).To(Equal(controller.ReasonTaskFailed))
+			g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Reason).To(Equal(downloadsv1alpha1.ReasonTaskFailed))
 			g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(1500 * time.Millisecond).Should(Equal(2))
 		})
 	}
@@ -176,7 +193,7 @@ func TestUnknownStatusKeepsPolling(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
 	td, task := startTaskDownload(t, answers(fakepixxel.Response{Status: "packaging"}))
-	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending))
 	g.Expect(cur.Status.TaskStatus).To(Equal("packaging"))
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
 	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(3 * time.Second).Should(BeNumerically(">=", 3))
@@ -189,8 +206,8 @@ func TestSecretKeyProblems(t *testing.T) {
 		data   map[string]string
 		reason string
 	}{
-		{"key missing", map[string]string{"token": apiKey}, controller.ReasonSecretKeyNotFound},
-		{"value empty", map[string]string{"api-key": "  \n"}, controller.ReasonSecretKeyEmpty},
+		{"key missing", map[string]string{"token": apiKey}, downloadsv1alpha1.ReasonSecretKeyNotFound},
+		{"value empty", map[string]string{"api-key": "  \n"}, downloadsv1alpha1.ReasonSecretKeyEmpty},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -210,7 +227,7 @@ func TestSecretKeyProblems(t *testing.T) {
 			// A stalled object is never retried on a timer: only the Secret watch can bring it to Ready.
 			secret.StringData = map[string]string{"api-key": apiKey}
 			g.Expect(k8s.Update(ctx, secret)).To(Succeed())
-			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+			waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 		})
 	}
 }
@@ -228,10 +245,10 @@ func TestTargetConflictClearsWhenForeignObjectGoes(t *testing.T) {
 	td := newTaskDownload(ns, "scene", "pixxel", task)
 	td.Spec.Target = &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "taken"}
 	g.Expect(k8s.Create(ctx, td)).To(Succeed())
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonTargetConflict))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, downloadsv1alpha1.ReasonTargetConflict))
 
 	g.Expect(k8s.Delete(ctx, foreign)).To(Succeed())
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	mine := &corev1.Secret{}
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "taken"}, mine)).To(Succeed())
 	g.Expect(metav1.IsControlledBy(mine, get(g, td))).To(BeTrue())
@@ -245,20 +262,20 @@ func TestSuspendStopsAPICalls(t *testing.T) {
 		return []fakepixxel.Response{readyURL(task)}
 	}, func(td *downloadsv1alpha1.TaskDownload) { td.Spec.Suspend = true })
 
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonSuspended))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonSuspended))
 	g.Consistently(func() int { return fake.Calls(task) }).WithTimeout(time.Second).Should(BeZero())
 
 	cur := get(g, td)
 	cur.Spec.Suspend = false
 	g.Expect(k8s.Update(ctx, cur)).To(Succeed())
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 
 	// Suspending a Ready object keeps Ready's value and the published URL.
 	cur = get(g, td)
 	url := cur.Status.SignedURL
 	cur.Spec.Suspend = true
 	g.Expect(k8s.Update(ctx, cur)).To(Succeed())
-	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonSuspended))
+	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonSuspended))
 	g.Expect(cur.Status.SignedURL).To(Equal(url))
 }
 
@@ -269,15 +286,15 @@ func TestPublishedURLStaysWhileRefreshFails(t *testing.T) {
 	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{fakepixxel.Pending(), readyURL(task)}
 	})
-	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	url := cur.Status.SignedURL
 
 	fake.Script(task, fakepixxel.Fail(503, "maintenance", "back soon"))
 	patch := client.MergeFrom(cur.DeepCopy())
-	cur.Annotations = map[string]string{controller.AnnotationRequestedAt: "1"}
+	cur.Annotations = map[string]string{downloadsv1alpha1.AnnotationRequestedAt: "1"}
 	g.Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
 
-	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonAPIUnavailable))
+	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonAPIUnavailable))
 	g.Expect(cur.Status.SignedURL).To(Equal(url), "the published URL stays until it expires")
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
 	g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))

@@ -1,41 +1,23 @@
 package controller
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"time"
 
-	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
-)
+	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 
-// Condition reasons. Event reasons are the same strings.
-const (
-	ReasonURLIssued         = "URLIssued"
-	ReasonURLRefreshed      = "URLRefreshed"
-	ReasonPending           = "Pending"
-	ReasonSuspended         = "Suspended"
-	ReasonBadRequest        = "BadRequest"
-	ReasonUnauthorized      = "Unauthorized"
-	ReasonForbidden         = "Forbidden"
-	ReasonNotFound          = "NotFound"
-	ReasonRateLimited       = "RateLimited"
-	ReasonAPIUnavailable    = "APIUnavailable"
-	ReasonInvalidResponse   = "InvalidResponse"
-	ReasonTaskFailed        = "TaskFailed"
-	ReasonSecretNotFound    = "SecretNotFound"
-	ReasonSecretKeyNotFound = "SecretKeyNotFound"
-	ReasonSecretKeyEmpty    = "SecretKeyEmpty"
-	ReasonTargetConflict    = "TargetConflict"
-	ReasonExpired           = "Expired"
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
 // retryKind says when to try again after a failure.
 type retryKind int
 
 const (
-	// retryBackoff retries on the exponential backoff shared with polling.
+	// retryBackoff retries on the per-object exponential backoff.
 	retryBackoff retryKind = iota
 	// retrySlow retries at the maximum poll interval: the answer is unlikely to change soon.
 	retrySlow
@@ -45,7 +27,9 @@ const (
 	retryNever
 )
 
-// failure is what stopped a reconcile short of publishing a URL.
+// failure is what stopped a reconcile short of a published URL, for a reason the user can read. Steps
+// return it as their error; it becomes the conditions' reason and message, the event, and (through
+// requeue) the time of the next attempt.
 type failure struct {
 	reason  string
 	message string
@@ -53,7 +37,7 @@ type failure struct {
 	delay   time.Duration // for retryAfter
 	// keepReady leaves the Ready condition as it was (a rate limit says nothing about the URL).
 	keepReady bool
-	// stalled means the user must act: phase Failed and Stalled=True.
+	// stalled means the user must act: phase Failed, Stalled=True, Reconciling dropped.
 	stalled bool
 }
 
@@ -66,53 +50,87 @@ func stalledFailure(reason, format string, args ...any) *failure {
 }
 
 // classify maps an error from the platform API client to the operator's response. It is the one place
-// that decides which failures are terminal, which wait and which back off.
+// that decides which answers stall, which wait and which back off. The message is the client's text,
+// which never carries the API key.
 func classify(err error) *failure {
-	var (
-		apiErr    *pixxel.Error
-		invalid   *pixxel.InvalidResponseError
-		tooLarge  *pixxel.BodyTooLargeError
-		transport *pixxel.TransportError
-	)
-	switch {
-	case errors.As(err, &apiErr):
+	if apiErr, ok := errors.AsType[*pixxel.Error](err); ok {
 		return classifyStatus(apiErr)
-	case errors.As(err, &invalid), errors.As(err, &tooLarge):
-		return &failure{reason: ReasonInvalidResponse, message: err.Error(), retry: retryBackoff}
-	case errors.As(err, &transport), errors.Is(err, context.DeadlineExceeded):
-		return &failure{reason: ReasonAPIUnavailable, message: err.Error(), retry: retryBackoff}
-	default:
-		return &failure{reason: ReasonAPIUnavailable, message: err.Error(), retry: retryBackoff}
 	}
+	var (
+		invalid  *pixxel.InvalidResponseError
+		tooLarge *pixxel.BodyTooLargeError
+	)
+	if errors.As(err, &invalid) || errors.As(err, &tooLarge) {
+		return &failure{reason: downloadsv1alpha1.ReasonInvalidResponse, message: err.Error(), retry: retryBackoff}
+	}
+	// Transport failures, timeouts and redirects to another origin (*pixxel.RedirectError, whose
+	// message says to check --api-url) all mean the API cannot be used from here right now.
+	return &failure{reason: downloadsv1alpha1.ReasonAPIUnavailable, message: err.Error(), retry: retryBackoff}
 }
 
 func classifyStatus(e *pixxel.Error) *failure {
 	msg := apiErrorMessage(e)
+	// 401, 403 and 404 need the user (a key, a permission, the IDs) but are retried slowly, since the
+	// platform may grant access or create the task without anything changing here.
+	stalledButRetried := func(reason string) *failure {
+		return &failure{reason: reason, message: msg, retry: retrySlow, stalled: true}
+	}
 	switch {
 	case e.StatusCode == http.StatusBadRequest:
-		return &failure{reason: ReasonBadRequest, message: msg, retry: retryNever, stalled: true}
+		return &failure{reason: downloadsv1alpha1.ReasonBadRequest, message: msg, retry: retryNever, stalled: true}
 	case e.StatusCode == http.StatusUnauthorized:
-		return &failure{reason: ReasonUnauthorized, message: msg, retry: retrySlow}
+		return stalledButRetried(downloadsv1alpha1.ReasonUnauthorized)
 	case e.StatusCode == http.StatusForbidden:
-		return &failure{reason: ReasonForbidden, message: msg, retry: retrySlow}
+		return stalledButRetried(downloadsv1alpha1.ReasonForbidden)
 	case e.StatusCode == http.StatusNotFound:
-		return &failure{reason: ReasonNotFound, message: msg, retry: retrySlow}
+		return stalledButRetried(downloadsv1alpha1.ReasonNotFound)
 	case e.StatusCode == http.StatusTooManyRequests:
-		return &failure{reason: ReasonRateLimited, message: msg, retry: retryAfter, delay: e.RetryAfter, keepReady: true}
+		return &failure{reason: downloadsv1alpha1.ReasonRateLimited, message: msg, retry: retryAfter, delay: e.RetryAfter, keepReady: true}
 	case e.StatusCode >= 500:
-		return &failure{reason: ReasonAPIUnavailable, message: msg, retry: retryAfter, delay: e.RetryAfter}
+		return &failure{reason: downloadsv1alpha1.ReasonAPIUnavailable, message: msg, retry: retryAfter, delay: e.RetryAfter}
 	default:
 		// Other 4xx answers are not documented; treat them as the server being unable to serve us now.
-		return &failure{reason: ReasonAPIUnavailable, message: msg, retry: retryBackoff}
+		return &failure{reason: downloadsv1alpha1.ReasonAPIUnavailable, message: msg, retry: retryBackoff}
 	}
 }
 
 // apiErrorMessage is the condition message for an API error: the HTTP status and the API's own code,
-// message and details (already truncated by the client).
+// message and details (already bounded and cleaned by the client).
 func apiErrorMessage(e *pixxel.Error) string {
 	msg := e.Error()
 	if e.Details != "" {
 		msg += fmt.Sprintf(" (details: %s)", e.Details)
 	}
 	return msg
+}
+
+// requeue maps what the steps returned to when the object is reconciled next. It is the only place
+// that turns an error into a schedule: a failure by its retry kind; any other error (the Kubernetes
+// API's) goes to controller-runtime, which retries it with its own backoff.
+func (r *TaskDownloadReconciler) requeue(key types.NamespacedName, result ctrl.Result, err error) (ctrl.Result, error) {
+	if err == nil {
+		return result, nil
+	}
+	f, ok := errors.AsType[*failure](err)
+	if !ok {
+		return ctrl.Result{}, err
+	}
+	switch f.retry {
+	case retryNever:
+		r.backoff.forget(key)
+		return ctrl.Result{}, nil
+	case retrySlow:
+		return ctrl.Result{RequeueAfter: r.MaxPollInterval}, nil
+	case retryAfter:
+		if f.delay > 0 {
+			return ctrl.Result{RequeueAfter: f.delay}, nil
+		}
+	}
+	return ctrl.Result{RequeueAfter: r.backoff.next(key)}, nil
+}
+
+// isFailure tells a failure (recorded in status) from a Kubernetes API error (retried as a whole).
+func isFailure(err error) bool {
+	_, ok := errors.AsType[*failure](err)
+	return ok
 }

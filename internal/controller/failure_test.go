@@ -9,7 +9,9 @@ import (
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/types"
+	ctrl "sigs.k8s.io/controller-runtime"
 
+	v1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
@@ -23,20 +25,21 @@ func TestClassify(t *testing.T) {
 		stalled   bool
 		keepReady bool
 	}{
-		{"400", &pixxel.Error{StatusCode: 400, Code: "bad"}, ReasonBadRequest, retryNever, 0, true, false},
-		{"401", &pixxel.Error{StatusCode: 401}, ReasonUnauthorized, retrySlow, 0, false, false},
-		{"403", &pixxel.Error{StatusCode: 403}, ReasonForbidden, retrySlow, 0, false, false},
-		{"404", &pixxel.Error{StatusCode: 404}, ReasonNotFound, retrySlow, 0, false, false},
-		{"429 with Retry-After", &pixxel.Error{StatusCode: 429, RetryAfter: 7 * time.Second}, ReasonRateLimited, retryAfter, 7 * time.Second, false, true},
-		{"429 without Retry-After", &pixxel.Error{StatusCode: 429}, ReasonRateLimited, retryAfter, 0, false, true},
-		{"500", &pixxel.Error{StatusCode: 500}, ReasonAPIUnavailable, retryAfter, 0, false, false},
-		{"503 with Retry-After", &pixxel.Error{StatusCode: 503, RetryAfter: time.Second}, ReasonAPIUnavailable, retryAfter, time.Second, false, false},
-		{"418", &pixxel.Error{StatusCode: 418}, ReasonAPIUnavailable, retryBackoff, 0, false, false},
-		{"timeout", &pixxel.TransportError{Op: "PUT", Err: context.DeadlineExceeded}, ReasonAPIUnavailable, retryBackoff, 0, false, false},
-		{"connection refused", &pixxel.TransportError{Op: "PUT", Err: &net.OpError{Op: "dial", Err: fmt.Errorf("refused")}}, ReasonAPIUnavailable, retryBackoff, 0, false, false},
-		{"invalid answer", &pixxel.InvalidResponseError{Reason: "x"}, ReasonInvalidResponse, retryBackoff, 0, false, false},
-		{"oversized answer", &pixxel.BodyTooLargeError{Limit: 1}, ReasonInvalidResponse, retryBackoff, 0, false, false},
-		{"wrapped", fmt.Errorf("outer: %w", &pixxel.Error{StatusCode: 403}), ReasonForbidden, retrySlow, 0, false, false},
+		{"400", &pixxel.Error{StatusCode: 400, Code: "bad"}, v1.ReasonBadRequest, retryNever, 0, true, false},
+		{"401", &pixxel.Error{StatusCode: 401}, v1.ReasonUnauthorized, retrySlow, 0, true, false},
+		{"403", &pixxel.Error{StatusCode: 403}, v1.ReasonForbidden, retrySlow, 0, true, false},
+		{"404", &pixxel.Error{StatusCode: 404}, v1.ReasonNotFound, retrySlow, 0, true, false},
+		{"429 with Retry-After", &pixxel.Error{StatusCode: 429, RetryAfter: 7 * time.Second}, v1.ReasonRateLimited, retryAfter, 7 * time.Second, false, true},
+		{"429 without Retry-After", &pixxel.Error{StatusCode: 429}, v1.ReasonRateLimited, retryAfter, 0, false, true},
+		{"500", &pixxel.Error{StatusCode: 500}, v1.ReasonAPIUnavailable, retryAfter, 0, false, false},
+		{"503 with Retry-After", &pixxel.Error{StatusCode: 503, RetryAfter: time.Second}, v1.ReasonAPIUnavailable, retryAfter, time.Second, false, false},
+		{"418", &pixxel.Error{StatusCode: 418}, v1.ReasonAPIUnavailable, retryBackoff, 0, false, false},
+		{"timeout", &pixxel.TransportError{Op: "PUT", Err: context.DeadlineExceeded}, v1.ReasonAPIUnavailable, retryBackoff, 0, false, false},
+		{"connection refused", &pixxel.TransportError{Op: "PUT", Err: &net.OpError{Op: "dial", Err: fmt.Errorf("refused")}}, v1.ReasonAPIUnavailable, retryBackoff, 0, false, false},
+		{"invalid answer", &pixxel.InvalidResponseError{Reason: "x"}, v1.ReasonInvalidResponse, retryBackoff, 0, false, false},
+		{"oversized answer", &pixxel.BodyTooLargeError{Limit: 1}, v1.ReasonInvalidResponse, retryBackoff, 0, false, false},
+		{"wrapped", fmt.Errorf("outer: %w", &pixxel.Error{StatusCode: 403}), v1.ReasonForbidden, retrySlow, 0, true, false},
+		{"redirect to another origin", &pixxel.RedirectError{From: "https://a:443", To: "http://a:80"}, v1.ReasonAPIUnavailable, retryBackoff, 0, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -57,9 +60,9 @@ func TestAPIErrorMessageCarriesCodeMessageAndDetails(t *testing.T) {
 	g.Expect(f.message).To(Equal(`platform API answered 400 Bad Request: invalid_task: task is still running (details: {"state":"running"})`))
 }
 
-func TestPollBackoffDoublesWithJitterUpToMax(t *testing.T) {
+func TestFailureBackoffDoublesWithJitterUpToMax(t *testing.T) {
 	g := NewWithT(t)
-	p := newPollBackoff(100*time.Millisecond, time.Second)
+	p := newFailureBackoff(100*time.Millisecond, time.Second)
 	key := keyFor("ns", "a")
 	got := make([]time.Duration, 0, 6)
 	for range 6 {
@@ -73,6 +76,36 @@ func TestPollBackoffDoublesWithJitterUpToMax(t *testing.T) {
 	g.Expect(p.next(keyFor("ns", "b"))).To(BeNumerically("<", 120*time.Millisecond), "objects back off independently")
 	p.forget(key)
 	g.Expect(p.next(key)).To(BeNumerically("<", 120*time.Millisecond), "forget starts over")
+}
+
+func TestRequeueMapsEachRetryKind(t *testing.T) {
+	r := &TaskDownloadReconciler{MaxPollInterval: time.Minute, backoff: newFailureBackoff(time.Second, time.Minute)}
+	key := keyFor("ns", "requeue")
+	for _, tc := range []struct {
+		name    string
+		err     error
+		want    time.Duration
+		wantErr bool
+	}{
+		{"no error keeps the steps' result", nil, 7 * time.Second, false},
+		{"never: wait for the user", &failure{retry: retryNever}, 0, false},
+		{"slow: the maximum poll interval", &failure{retry: retrySlow}, time.Minute, false},
+		{"after: the server's delay", &failure{retry: retryAfter, delay: 3 * time.Second}, 3 * time.Second, false},
+		{"after without a delay: the backoff", &failure{retry: retryAfter}, time.Second, false},
+		{"a Kubernetes error goes to controller-runtime", fmt.Errorf("conflict"), 0, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			r.backoff.forget(key)
+			res, err := r.requeue(key, ctrl.Result{RequeueAfter: 7 * time.Second}, tc.err)
+			g.Expect(err != nil).To(Equal(tc.wantErr))
+			if tc.want == time.Second {
+				g.Expect(res.RequeueAfter).To(BeNumerically("~", time.Second, 100*time.Millisecond))
+				return
+			}
+			g.Expect(res.RequeueAfter).To(Equal(tc.want))
+		})
+	}
 }
 
 func keyFor(namespace, name string) types.NamespacedName {

@@ -12,7 +12,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -32,7 +31,7 @@ func TestShortLivedURLIsReplacedBeforeItExpires(t *testing.T) {
 		return []fakepixxel.Response{shortLived(task, 6*time.Second)}
 	}, withTarget(downloadsv1alpha1.Target{}))
 
-	first := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	first := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	g.Expect(first.Status.ExpiresAt).NotTo(BeNil(), "the expiry is read from X-Amz-Date + X-Amz-Expires")
 	firstExpiry := first.Status.ExpiresAt.Time
 	g.Expect(firstExpiry.Sub(first.Status.LastRequestTime.Time)).To(BeNumerically("~", 6*time.Second, 1500*time.Millisecond))
@@ -47,7 +46,7 @@ func TestShortLivedURLIsReplacedBeforeItExpires(t *testing.T) {
 		g.Expect(cm.Data["SIGNED_URL"]).NotTo(Equal(firstURL))
 	}).WithTimeout(10 * time.Second).WithPolling(20 * time.Millisecond).Should(Succeed())
 	g.Expect(time.Now()).To(BeTemporally("<", firstExpiry), "replaced before expiry")
-	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLRefreshed))
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLRefreshed))
 	g.Expect(cur.Status.ExpiresAt.Time).To(BeTemporally(">", firstExpiry))
 	g.Expect(cur.Status.SignedURL).To(Equal(cm.Data["SIGNED_URL"]))
 	g.Expect(fake.Calls(task)).To(Equal(2))
@@ -56,16 +55,19 @@ func TestShortLivedURLIsReplacedBeforeItExpires(t *testing.T) {
 func TestRefreshBeforeOverridesTwoThirds(t *testing.T) {
 	t.Parallel()
 	g := NewWithT(t)
-	// Two thirds would refresh after ~5.3 s; refreshBefore 7s refreshes after ~1 s.
+	// SigV4 URLs carry whole seconds, so a 12 s URL lives 11 to 12 s from when it is handed out. Two
+	// thirds would refresh after 7.3 to 8 s; refreshBefore 7s refreshes after 4 to 5 s, still more than
+	// the third of its life every URL is used for at least.
 	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
-		return []fakepixxel.Response{shortLived(task, 8*time.Second)}
+		return []fakepixxel.Response{shortLived(task, 12*time.Second)}
 	}, func(td *downloadsv1alpha1.TaskDownload) {
 		td.Spec.RefreshBefore = &metav1.Duration{Duration: 7 * time.Second}
 	})
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
-	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(10 * time.Second).Should(BeNumerically(">=", 2))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
+	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(15 * time.Second).Should(BeNumerically(">=", 2))
 	reqs := requestsFor(task)
-	g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically("<", 4*time.Second), "refreshed 7s before expiry, not at two thirds")
+	g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically("<", 7*time.Second), "refreshed 7s before expiry, not at two thirds")
+	g.Expect(reqs[1].Time.Sub(reqs[0].Time)).To(BeNumerically(">=", 11*time.Second/3), "used for at least a third of its life")
 }
 
 func TestExpiredURLIsRemoved(t *testing.T) {
@@ -77,16 +79,16 @@ func TestExpiredURLIsRemoved(t *testing.T) {
 		return []fakepixxel.Response{shortLived(task, 3*time.Second), fakepixxel.Pending()}
 	}, withTarget(downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret}))
 	ns := td.Namespace
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 
 	// While refreshing, Ready stays True and the URL stays published.
-	refreshing := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
+	refreshing := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending))
 	g.Expect(condition(refreshing, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
 	secret := &corev1.Secret{}
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), secret)).To(Succeed())
 	g.Expect(secret.Data["SIGNED_URL"]).NotTo(BeEmpty())
 
-	expired := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonExpired))
+	expired := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonExpired))
 	g.Expect(expired.Status.Phase).To(Equal(downloadsv1alpha1.PhasePending))
 	g.Expect(expired.Status.ExpiresAt).To(BeNil())
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), secret)).To(Succeed())
@@ -100,15 +102,15 @@ func TestExpiredURLIsRemoved(t *testing.T) {
 		for _, e := range events.Items {
 			reasons = append(reasons, e.Reason)
 		}
-		g.Expect(reasons).To(ContainElement(controller.ReasonExpired))
+		g.Expect(reasons).To(ContainElement(downloadsv1alpha1.ReasonExpired))
 	}).WithTimeout(5 * time.Second).Should(Succeed())
 
 	// Still polling, the Expired reason stays until a new URL comes.
 	g.Consistently(func(g Gomega) {
-		g.Expect(condition(get(g, td), downloadsv1alpha1.ConditionReady).Reason).To(Equal(controller.ReasonExpired))
+		g.Expect(condition(get(g, td), downloadsv1alpha1.ConditionReady).Reason).To(Equal(downloadsv1alpha1.ReasonExpired))
 	}).WithTimeout(time.Second).Should(Succeed())
 	fake.Script(task, readyURL(task))
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 }
 
 // TestFreshURLMakesNoAPICalls moves the operator's clock through a minute while waking the controller
@@ -128,7 +130,7 @@ func TestFreshURLMakesNoAPICalls(t *testing.T) {
 		td := newTaskDownload(ns, fmt.Sprintf("scene-%d", i), "pixxel", task)
 		td.Spec.Target = &downloadsv1alpha1.Target{}
 		g.Expect(k8s.Create(ctx, td)).To(Succeed())
-		ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+		ready := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 		tds = append(tds, ready)
 	}
 	g.Expect(tds[1].Status.ExpiresAt).To(BeNil(), "no known signing scheme: expiry unknown")

@@ -9,7 +9,6 @@ import (
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -58,19 +57,20 @@ func TestMetricsCountRequestsAndPhases(t *testing.T) {
 	td, _ := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{fakepixxel.Fail(403, "forbidden", "no"), readyURL(task)}
 	})
-	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, controller.ReasonForbidden))
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonForbidden))
 	g.Expect(metricValue(g, "taskdownload_api_requests_total", map[string]string{"code": "403", "outcome": "error"})).
 		To(Equal(max(before403, 0) + 1))
 
 	other, _ := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{readyURL(task)}
 	})
-	waitFor(t, other, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	waitFor(t, other, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	g.Expect(metricValue(g, "taskdownload_api_requests_total", map[string]string{"code": "200", "outcome": "ready"})).
 		To(BeNumerically(">=", max(beforeReady, 0)+1))
 	g.Expect(metricValue(g, "taskdownload_api_request_duration_seconds", nil)).To(BeNumerically(">", 0))
 	g.Eventually(func(g Gomega) {
 		g.Expect(metricValue(g, "taskdownload_objects", map[string]string{"phase": "Ready"})).To(BeNumerically(">=", 1))
-		g.Expect(metricValue(g, "taskdownload_objects", map[string]string{"phase": "Pending"})).To(BeNumerically(">=", 1))
+		g.Expect(metricValue(g, "taskdownload_objects", map[string]string{"phase": "Failed"})).To(BeNumerically(">=", 1),
+			"the 403 stalls: phase Failed")
 	}).Should(Succeed())
 }

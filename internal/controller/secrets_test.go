@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -41,17 +40,17 @@ func TestNoSecretsInLogsOrEvents(t *testing.T) {
 	}
 	scenario("status-only", nil, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{fakepixxel.Pending(), readyURL(task)}
-	}, controller.ReasonURLIssued, metav1.ConditionTrue)
+	}, downloadsv1alpha1.ReasonURLIssued, metav1.ConditionTrue)
 	scenario("configmap", &downloadsv1alpha1.Target{}, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{readyURL(task)}
-	}, controller.ReasonURLIssued, metav1.ConditionTrue)
+	}, downloadsv1alpha1.ReasonURLIssued, metav1.ConditionTrue)
 	scenario("secret", &downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret}, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{readyURL(task)}
-	}, controller.ReasonURLIssued, metav1.ConditionTrue)
+	}, downloadsv1alpha1.ReasonURLIssued, metav1.ConditionTrue)
 	scenario("relative-url", nil, answers(fakepixxel.Ready("/x.zip?X-Amz-Signature=deadbeefcafe")),
-		controller.ReasonInvalidResponse, metav1.ConditionFalse)
+		downloadsv1alpha1.ReasonInvalidResponse, metav1.ConditionFalse)
 	scenario("forbidden", nil, answers(fakepixxel.Fail(403, "forbidden", "key not valid")),
-		controller.ReasonForbidden, metav1.ConditionFalse)
+		downloadsv1alpha1.ReasonForbidden, metav1.ConditionFalse)
 
 	// Give the event broadcaster a moment to flush.
 	var events eventsv1.EventList
@@ -69,7 +68,7 @@ func TestNoSecretsInLogsOrEvents(t *testing.T) {
 	}
 	out := printed.String()
 	g.Expect(out).To(ContainSubstring("Published signed URL"), "the scan must see the operator's logs")
-	g.Expect(out).To(ContainSubstring(controller.ReasonURLIssued), "the scan must see the operator's events")
+	g.Expect(out).To(ContainSubstring(downloadsv1alpha1.ReasonURLIssued), "the scan must see the operator's events")
 
 	g.Expect(secretLeak(out)).To(BeEmpty(), "the API key or a URL's query string leaked")
 	g.Expect(out).NotTo(ContainSubstring("deadbeefcafe"), "an invalid URL's signature leaked")

@@ -6,6 +6,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -27,7 +28,9 @@ const secretNameIndex = "spec.apiKeySecretRef.name"
 // ManagedObjectsSelector selects the ConfigMaps and Secrets the operator publishes to. Give it to the
 // manager's cache (see ManagerCacheOptions) so that only those are cached.
 func ManagedObjectsSelector() cache.ByObject {
-	return cache.ByObject{Label: labelsSelector(map[string]string{LabelManagedBy: ManagedByValue})}
+	return cache.ByObject{Label: labels.SelectorFromSet(labels.Set{
+		downloadsv1alpha1.LabelManagedBy: downloadsv1alpha1.ManagedByValue,
+	})}
 }
 
 // ManagerCacheOptions restricts the manager's cache of ConfigMaps and Secrets to the objects the
@@ -65,7 +68,8 @@ func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOp
 	if r.Pixxel == nil {
 		return fmt.Errorf("TaskDownloadReconciler needs a platform API client")
 	}
-	r.backoff = newPollBackoff(r.PollInterval, r.MaxPollInterval)
+	r.backoff = newFailureBackoff(r.PollInterval, r.MaxPollInterval)
+	r.guard = &cacheGuard{reader: r.APIReader}
 
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &downloadsv1alpha1.TaskDownload{}, secretNameIndex,
 		func(o client.Object) []string {

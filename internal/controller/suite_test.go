@@ -21,7 +21,6 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
-	"github.com/pixxel-space/taskdownload-operator/internal/controller"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
@@ -76,38 +75,68 @@ func run(m *testing.M) int {
 	o.APIQPS, o.APIBurst = 1000, 1000
 	o.Clock = testClock
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
-	mgr, err := manager.New(cfg, o)
+	// The restart test starts a second manager in this process with the same controller name.
+	o.Manager.Controller.SkipNameValidation = new(true)
+	managerOptions = o
+	k8s, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	k8s, err = client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
-	if err != nil {
+	if stopManager, err = startManager(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "manager cache did not sync")
-		return 1
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
+	defer func() { stopManager() }()
 
 	code := m.Run()
+	// DUMP_LOGS=1 prints the operator's log, to debug a failing test.
+	if os.Getenv("DUMP_LOGS") != "" {
+		fmt.Fprintln(os.Stderr, logBuffer.String())
+	}
 	// Parallel tests finish after TestNoSecretsInLogsOrEvents; scan their output too.
 	if leak := secretLeak(logBuffer.String()); leak != "" {
 		fmt.Fprintf(os.Stderr, "FAIL: the operator's logs contain %s\n", leak)
 		return 1
 	}
 	return code
+}
+
+// managerOptions configure the operator under test; stopManager stops the running one.
+var (
+	managerOptions manager.Options
+	stopManager    func()
+)
+
+// startManager starts the operator and waits for its cache; the returned function stops it.
+func startManager() (func(), error) {
+	mgr, err := manager.New(cfg, managerOptions)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	if !mgr.GetCache().WaitForCacheSync(ctx) {
+		cancel()
+		return nil, fmt.Errorf("manager cache did not sync")
+	}
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}, nil
+}
+
+// restartManager stops the operator and starts a new one, as a pod restart would: nothing but what
+// the cluster holds survives.
+func restartManager(t *testing.T) {
+	t.Helper()
+	stopManager()
+	var err error
+	stopManager, err = startManager()
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 }
 
 // secretLeak names what printable output must never contain, if it does.
@@ -229,10 +258,10 @@ func lifecycle(t *testing.T) (pending, ready, failed *downloadsv1alpha1.TaskDown
 	td, _ := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
 		return []fakepixxel.Response{fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), readyURL(task)}
 	})
-	pending = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, controller.ReasonPending))
-	ready = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, controller.ReasonURLIssued))
+	pending = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending))
+	ready = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 	bad, _ := startTaskDownload(t, answers(fakepixxel.Fail(400, "bad_request", "unknown task")))
-	failed = waitFor(t, bad, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, controller.ReasonBadRequest))
+	failed = waitFor(t, bad, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, downloadsv1alpha1.ReasonBadRequest))
 	return pending, ready, failed
 }
 

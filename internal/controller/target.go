@@ -9,7 +9,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -17,21 +16,12 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
 
-const (
-	// LabelManagedBy marks the ConfigMaps and Secrets the operator publishes to. The manager caches only
-	// objects that carry it, so its memory does not grow with the cluster's other ConfigMaps and Secrets.
-	LabelManagedBy = "app.kubernetes.io/managed-by"
-	// ManagedByValue is LabelManagedBy's value.
-	ManagedByValue = "taskdownload-operator"
-	// LabelTaskDownload names the TaskDownload that owns a published object.
-	LabelTaskDownload = "downloads.pixxel.space/taskdownload"
-)
-
-// publication is what a target object holds.
+// publication is what a target object holds, and the task it is for.
 type publication struct {
 	signedURL  string
 	taskStatus string
 	expiresAt  *metav1.Time
+	task       downloadsv1alpha1.TaskRef
 }
 
 // targetKey returns the kind and name of the object the TaskDownload publishes to, if any.
@@ -102,15 +92,12 @@ func writeData(obj client.Object, data map[string]string) {
 	}
 }
 
-// errTargetConflict is an existing target object that this TaskDownload does not control.
-type errTargetConflict struct {
-	kind downloadsv1alpha1.TargetKind
-	name string
-}
-
-func (e *errTargetConflict) Error() string {
-	return fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
-		"delete or rename it, or choose another spec.target.name", e.kind, e.name)
+// targetConflict is the failure of a target name taken by an object this TaskDownload does not
+// control. The operator never touches such an object; it looks again every --max-poll-interval.
+func targetConflict(kind downloadsv1alpha1.TargetKind, name string) *failure {
+	return &failure{reason: downloadsv1alpha1.ReasonTargetConflict, retry: retrySlow, stalled: true,
+		message: fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
+			"delete or rename it, or choose another spec.target.name", kind, name)}
 }
 
 // getTarget reads the TaskDownload's target from the cache, which holds only the objects the operator
@@ -129,7 +116,7 @@ func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1a
 		return nil, fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
 	}
 	if !metav1.IsControlledBy(obj, td) {
-		return nil, &errTargetConflict{kind: kind, name: key.Name}
+		return nil, targetConflict(kind, key.Name)
 	}
 	return obj, nil
 }
@@ -161,7 +148,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 		obj := newTargetObject(kind)
 		obj.SetName(key.Name)
 		obj.SetNamespace(key.Namespace)
-		obj.SetLabels(map[string]string{LabelManagedBy: ManagedByValue, LabelTaskDownload: td.Name})
+		obj.SetLabels(map[string]string{downloadsv1alpha1.LabelManagedBy: downloadsv1alpha1.ManagedByValue, downloadsv1alpha1.LabelTaskDownload: td.Name})
 		writeData(obj, data)
 		if err := controllerutil.SetControllerReference(td, obj, r.Scheme); err != nil {
 			return err
@@ -179,10 +166,10 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 			return fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
 		}
 		if !metav1.IsControlledBy(existing, td) {
-			return &errTargetConflict{kind: kind, name: key.Name}
+			return targetConflict(kind, key.Name)
 		}
 	}
-	if maps.Equal(readData(existing), data) && existing.GetLabels()[LabelManagedBy] == ManagedByValue {
+	if maps.Equal(readData(existing), data) && existing.GetLabels()[downloadsv1alpha1.LabelManagedBy] == downloadsv1alpha1.ManagedByValue {
 		return nil
 	}
 	patch := client.MergeFromWithOptions(existing.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
@@ -191,7 +178,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 	if objLabels == nil {
 		objLabels = map[string]string{}
 	}
-	objLabels[LabelManagedBy], objLabels[LabelTaskDownload] = ManagedByValue, td.Name
+	objLabels[downloadsv1alpha1.LabelManagedBy], objLabels[downloadsv1alpha1.LabelTaskDownload] = downloadsv1alpha1.ManagedByValue, td.Name
 	existing.SetLabels(objLabels)
 	if err := r.Patch(ctx, existing, patch); err != nil {
 		return fmt.Errorf("updating %s %s: %w", kind, key.Name, err)
@@ -203,7 +190,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 // spec.target changed or was removed).
 func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
 	kind, key, hasTarget := targetKey(td)
-	sel := client.MatchingLabels{LabelManagedBy: ManagedByValue, LabelTaskDownload: td.Name}
+	sel := client.MatchingLabels{downloadsv1alpha1.LabelManagedBy: downloadsv1alpha1.ManagedByValue, downloadsv1alpha1.LabelTaskDownload: td.Name}
 	for _, list := range []struct {
 		kind downloadsv1alpha1.TargetKind
 		list client.ObjectList
@@ -237,4 +224,14 @@ func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloads
 	return nil
 }
 
-func labelsSelector(set map[string]string) labels.Selector { return labels.SelectorFromSet(set) }
+// describeTarget names where the URL is published, for messages.
+func describeTarget(td *downloadsv1alpha1.TaskDownload) string {
+	kind, key, ok := targetKey(td)
+	if !ok {
+		return "status.signedURL"
+	}
+	if kind == downloadsv1alpha1.TargetSecret {
+		return fmt.Sprintf("Secret %s", key.Name)
+	}
+	return fmt.Sprintf("ConfigMap %s and status.signedURL", key.Name)
+}

@@ -9,11 +9,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
 )
+
+// stagingPattern names the directories archives are extracted into (os.MkdirTemp); leftovers of a
+// killed run are removed by the next one.
+const stagingPattern = ".fetch-extract-*"
 
 // archiveKind decides how to unpack the download: as asked, or by its first bytes when auto.
 func archiveKind(o Options, f *os.File) (string, error) {
@@ -38,15 +43,44 @@ func archiveKind(o Options, f *os.File) (string, error) {
 	}
 }
 
-// extractInto unpacks the archive into a staging directory inside Dest, then renames each top-level
-// entry into place, so that readers never see a half-extracted tree.
+// extractInto unpacks the archive into a staging directory inside Dest (Dest is usually a volume's
+// mount point, which cannot itself be replaced by a rename), checks every link of the finished tree,
+// and only then renames each top-level entry into place. A refused or broken archive leaves Dest as
+// it was.
 func extractInto(o Options, f *os.File, kind string) error {
-	staging, err := os.MkdirTemp(o.Dest, ".fetch-extract-*")
+	staging, err := os.MkdirTemp(o.Dest, stagingPattern)
 	if err != nil {
 		return err
 	}
 	defer func() { _ = os.RemoveAll(staging) }()
-	x := &extractor{root: staging, limit: o.MaxBytes}
+	if err := unpack(o, f, kind, staging); err != nil {
+		return err
+	}
+	entries, err := os.ReadDir(staging)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		target := filepath.Join(o.Dest, e.Name())
+		if err := os.RemoveAll(target); err != nil {
+			return err
+		}
+		if err := os.Rename(filepath.Join(staging, e.Name()), target); err != nil {
+			return fmt.Errorf("moving %q into place: %w", e.Name(), err)
+		}
+	}
+	return nil
+}
+
+// unpack extracts the archive in f into dir.
+func unpack(o Options, f *os.File, kind, dir string) error {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = root.Close() }()
+	x := newExtractor(o, root)
+	defer x.close()
 
 	switch kind {
 	case FormatZip:
@@ -57,6 +91,9 @@ func extractInto(o Options, f *os.File, kind string) error {
 		zr, err := zip.NewReader(f, info.Size())
 		if err != nil {
 			return fmt.Errorf("reading zip archive: %w", err)
+		}
+		if len(zr.File) > o.MaxEntries {
+			return refused("the archive has %d entries, more than --max-entries (%d)", len(zr.File), o.MaxEntries)
 		}
 		for _, zf := range zr.File {
 			if err := x.zipEntry(zf); err != nil {
@@ -76,160 +113,80 @@ func extractInto(o Options, f *os.File, kind string) error {
 			defer func() { _ = gz.Close() }()
 			r = gz
 		}
-		tr := tar.NewReader(r)
-		for {
-			h, err := tr.Next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return fmt.Errorf("reading tar archive: %w", err)
-			}
-			if err := x.tarEntry(h, tr); err != nil {
-				return err
-			}
+		if err := x.tarEntries(tar.NewReader(r)); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("unknown archive format %q", kind)
 	}
-
-	entries, err := os.ReadDir(staging)
-	if err != nil {
-		return err
-	}
-	for _, e := range entries {
-		target := filepath.Join(o.Dest, e.Name())
-		if err := os.RemoveAll(target); err != nil {
-			return err
-		}
-		if err := os.Rename(filepath.Join(staging, e.Name()), target); err != nil {
-			return fmt.Errorf("moving %s into place: %w", e.Name(), err)
-		}
-	}
-	return nil
+	// Each link was checked when it was created, against the links extracted before it; a link
+	// extracted later can change where an earlier one leads, so the finished tree is checked again.
+	return x.checkLinks()
 }
 
-// extractor writes archive entries under root, refusing anything that would land outside it.
-type extractor struct {
-	root    string
-	limit   int64
-	written int64
-}
-
-// resolve maps an entry name to a path under root, refusing absolute paths, ".." escapes and paths
-// that pass through a symbolic link.
-func (x *extractor) resolve(name string) (string, error) {
-	clean := filepath.Clean(filepath.FromSlash(name))
-	if filepath.IsAbs(clean) || strings.HasPrefix(name, "/") || clean == ".." ||
-		strings.HasPrefix(clean, ".."+string(filepath.Separator)) || filepath.VolumeName(clean) != "" {
-		return "", fmt.Errorf("archive entry %q points outside the destination; refusing to extract", name)
-	}
-	if clean == "." {
-		return x.root, nil
-	}
-	// No parent may be a symlink: writing through one could escape the destination.
-	parts := strings.Split(clean, string(filepath.Separator))
-	cur := x.root
-	for _, p := range parts[:len(parts)-1] {
-		cur = filepath.Join(cur, p)
-		info, err := os.Lstat(cur)
-		if errors.Is(err, fs.ErrNotExist) {
-			break
+func (x *extractor) tarEntries(tr *tar.Reader) error {
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
 		}
 		if err != nil {
-			return "", err
+			return fmt.Errorf("reading tar archive: %w", err)
 		}
-		if info.Mode()&fs.ModeSymlink != 0 {
-			return "", fmt.Errorf("archive entry %q passes through a symbolic link; refusing to extract", name)
+		if err := x.count(); err != nil {
+			return err
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			err = x.dir(h.Name)
+		case tar.TypeReg:
+			err = x.file(h.Name, h.Size, tr)
+		case tar.TypeSymlink:
+			err = x.symlink(h.Name, h.Linkname)
+		case tar.TypeXGlobalHeader:
+		default:
+			err = refused("archive entry %q has type %q (hard links, devices and FIFOs are not extracted)",
+				cleanName(h.Name), string(h.Typeflag))
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return filepath.Join(x.root, clean), nil
-}
-
-func (x *extractor) symlink(name, target, dest string) error {
-	if filepath.IsAbs(target) {
-		return fmt.Errorf("archive entry %q is a symbolic link to an absolute path; refusing to extract", name)
-	}
-	resolved := filepath.Join(filepath.Dir(dest), target)
-	rel, err := filepath.Rel(x.root, resolved)
-	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
-		return fmt.Errorf("archive entry %q is a symbolic link that leaves the destination; refusing to extract", name)
-	}
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	return os.Symlink(target, dest)
-}
-
-func (x *extractor) file(name, dest string, mode fs.FileMode, r io.Reader) error {
-	if err := os.MkdirAll(filepath.Dir(dest), 0o755); err != nil {
-		return err
-	}
-	out, err := os.OpenFile(dest, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode.Perm()|0o600)
-	if err != nil {
-		return fmt.Errorf("extracting %q: %w", name, err)
-	}
-	n, err := io.Copy(out, io.LimitReader(r, x.limit-x.written+1))
-	x.written += n
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("extracting %q: %w", name, err)
-	}
-	if x.written > x.limit {
-		return fmt.Errorf("the extracted package exceeds the limit of %d bytes; refusing to extract", x.limit)
-	}
-	return nil
 }
 
 func (x *extractor) zipEntry(zf *zip.File) error {
-	dest, err := x.resolve(zf.Name)
-	if err != nil {
+	if err := x.count(); err != nil {
 		return err
 	}
 	mode := zf.Mode()
 	switch {
 	case mode.IsDir():
-		return os.MkdirAll(dest, 0o755)
-	case mode&fs.ModeSymlink != 0:
+		return x.dir(zf.Name)
+	case mode&os.ModeSymlink != 0:
 		rc, err := zf.Open()
 		if err != nil {
-			return err
+			return fmt.Errorf("reading zip entry %q: %w", cleanName(zf.Name), err)
 		}
-		target, err := io.ReadAll(io.LimitReader(rc, 4096))
+		target, err := io.ReadAll(io.LimitReader(rc, MaxPathLength+1))
 		_ = rc.Close()
 		if err != nil {
-			return err
+			return fmt.Errorf("reading zip entry %q: %w", cleanName(zf.Name), err)
 		}
-		return x.symlink(zf.Name, string(target), dest)
+		return x.symlink(zf.Name, string(target))
 	case mode.IsRegular():
 		rc, err := zf.Open()
 		if err != nil {
-			return fmt.Errorf("extracting %q: %w", zf.Name, err)
+			return fmt.Errorf("reading zip entry %q: %w", cleanName(zf.Name), err)
 		}
 		defer func() { _ = rc.Close() }()
-		return x.file(zf.Name, dest, mode, rc)
+		return x.file(zf.Name, int64(min(zf.UncompressedSize64, 1<<62)), rc)
 	default:
-		return fmt.Errorf("archive entry %q is not a regular file, directory or symlink; refusing to extract", zf.Name)
+		return refused("archive entry %q is not a regular file, directory or symbolic link", cleanName(zf.Name))
 	}
 }
 
-func (x *extractor) tarEntry(h *tar.Header, r io.Reader) error {
-	dest, err := x.resolve(h.Name)
-	if err != nil {
-		return err
-	}
-	switch h.Typeflag {
-	case tar.TypeDir:
-		return os.MkdirAll(dest, 0o755)
-	case tar.TypeReg:
-		return x.file(h.Name, dest, fs.FileMode(h.Mode), r)
-	case tar.TypeSymlink:
-		return x.symlink(h.Name, h.Linkname, dest)
-	case tar.TypeXGlobalHeader:
-		return nil
-	default:
-		return fmt.Errorf("archive entry %q has type %q (hard links, devices and FIFOs are not extracted)", h.Name, string(h.Typeflag))
-	}
+// cleanName is how an archive's entry name appears in errors (always through %q, which escapes
+// control characters): cut, and valid UTF-8.
+func cleanName(name string) string {
+	return strings.ToValidUTF8(textutil.Truncate(name, 200, "…"), "\uFFFD")
 }

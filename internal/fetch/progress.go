@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// progress logs bytes, percent and rate at a steady cadence while a download runs.
+// progress logs size, percent, rate and ETA at a steady cadence while a download runs, in units a
+// person reads at a glance ("1.2 GiB", "35.0 MiB/s", "4m10s").
 type progress struct {
 	o       Options
 	total   int64
@@ -44,14 +45,19 @@ func (p *progress) loop() {
 }
 
 func (p *progress) log(msg string, have int64) {
-	elapsed := time.Since(p.start).Seconds()
 	rate := 0.0
-	if elapsed > 0 {
+	if elapsed := time.Since(p.start).Seconds(); elapsed > 0 {
 		rate = float64(have-p.startAt) / elapsed
 	}
-	attrs := []any{"bytes", have, "rate", humanBytes(rate) + "/s"}
+	attrs := []any{"downloaded", humanBytes(float64(have))}
 	if p.total > 0 {
-		attrs = append(attrs, "total", p.total, "percent", fmt.Sprintf("%.1f%%", 100*float64(have)/float64(p.total)))
+		attrs = append(attrs, "total", humanBytes(float64(p.total)),
+			"percent", fmt.Sprintf("%.1f%%", 100*float64(have)/float64(p.total)))
+	}
+	attrs = append(attrs, "rate", humanBytes(rate)+"/s")
+	if p.total > 0 && rate > 0 && have < p.total {
+		eta := time.Duration(float64(p.total-have) / rate * float64(time.Second))
+		attrs = append(attrs, "eta", eta.Round(time.Second).String())
 	}
 	p.o.Log.Info(msg, attrs...)
 }
@@ -63,12 +69,16 @@ func (p *progress) finish(have int64) {
 	p.log("Transfer ended", have)
 }
 
+// humanBytes formats n bytes with binary units: "512 B", "1.2 GiB".
 func humanBytes(n float64) string {
-	units := []string{"B", "KiB", "MiB", "GiB", "TiB"}
+	units := []string{"B", "KiB", "MiB", "GiB", "TiB", "PiB"}
 	i := 0
 	for n >= 1024 && i < len(units)-1 {
 		n /= 1024
 		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", n)
 	}
 	return fmt.Sprintf("%.1f %s", n, units[i])
 }

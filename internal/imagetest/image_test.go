@@ -108,7 +108,7 @@ func TestDockerfileDescribesTheImage(t *testing.T) {
 
 func TestImageLayoutAgreesWithDockerfile(t *testing.T) {
 	l, d := openLayout(t), dockerfile(t)
-	var platforms []string
+	platforms := make([]string, 0, len(l.Images))
 	for _, img := range l.Images {
 		platforms = append(platforms, img.Descriptor.Platform.String())
 	}
@@ -203,7 +203,7 @@ func checkBinary(g Gomega, img Image, name string) {
 	g.Expect(settings["-ldflags"]).To(And(
 		ContainSubstring("-X "+versionPkg+".Version="+labels["org.opencontainers.image.version"]),
 		ContainSubstring("-X "+versionPkg+".Revision="+labels["org.opencontainers.image.revision"])), name)
-	var deps []string
+	deps := make([]string, 0, len(info.Deps))
 	for _, m := range info.Deps {
 		deps = append(deps, m.Path)
 	}

@@ -11,10 +11,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 )
 
 const (
@@ -105,7 +108,44 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(c)
 	}
+	// A copy, so that a client passed in by WithHTTPClient is not changed for its other users.
+	hc := *c.httpClient
+	hc.CheckRedirect = sameOriginOnly(hc.CheckRedirect)
+	c.httpClient = &hc
 	return c, nil
+}
+
+// maxRedirects is net/http's own limit.
+const maxRedirects = 10
+
+// sameOriginOnly follows redirects only within the origin (scheme, host and port) of the request:
+// net/http would forward the Authorization header to the same host name on another port or scheme,
+// https to http included, and so hand the API key to whatever listens there.
+func sameOriginOnly(next func(*http.Request, []*http.Request) error) func(*http.Request, []*http.Request) error {
+	return func(req *http.Request, via []*http.Request) error {
+		if len(via) >= maxRedirects {
+			return fmt.Errorf("stopped after %d redirects", maxRedirects)
+		}
+		if from, to := origin(via[0].URL), origin(req.URL); from != to {
+			return &RedirectError{From: from, To: to}
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		return nil
+	}
+}
+
+// origin renders a URL's scheme, host and port, the port made explicit, and nothing else.
+func origin(u *url.URL) string {
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if strings.EqualFold(u.Scheme, "https") {
+			port = "443"
+		}
+	}
+	return strings.ToLower(u.Scheme) + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
 }
 
 // defaultTransport is net/http's default transport (proxy from the environment, HTTP/2, timeouts)
@@ -141,6 +181,9 @@ func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) 
 
 	resp, err := c.httpClient.Do(req)
 	if err != nil {
+		if redirect, ok := errors.AsType[*RedirectError](err); ok {
+			return nil, redirect
+		}
 		return nil, &TransportError{Op: "PUT " + endpoint.Path, Err: unwrapURLError(err)}
 	}
 	defer func() { _ = resp.Body.Close() }()
@@ -154,7 +197,9 @@ func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) 
 	}
 
 	if resp.StatusCode != http.StatusOK {
-		return nil, c.decodeError(resp, body)
+		apiErr := c.decodeError(resp, body)
+		apiErr.Code, apiErr.Message, apiErr.Details = redactKey(apiErr.Code, apiKey), redactKey(apiErr.Message, apiKey), redactKey(apiErr.Details, apiKey)
+		return nil, apiErr
 	}
 	d, err := DecodeDownload(body)
 	if err != nil {
@@ -163,8 +208,12 @@ func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) 
 	if err := d.Validate(task); err != nil {
 		return nil, err
 	}
+	d.Status = redactKey(signedurl.CleanText(d.Status), apiKey)
 	return d, nil
 }
+
+// redactKey removes the API key, and anything the platform echoes of it, from a text it answered.
+func redactKey(text, apiKey string) string { return signedurl.RedactSecret(text, apiKey) }
 
 // endpoint builds the request URL, escaping each ID as exactly one path segment.
 func (c *Client) endpoint(task Task) *url.URL {
@@ -179,7 +228,7 @@ func (c *Client) endpoint(task Task) *url.URL {
 	return &u
 }
 
-func (c *Client) decodeError(resp *http.Response, body []byte) error {
+func (c *Client) decodeError(resp *http.Response, body []byte) *Error {
 	apiErr := DecodeError(resp.StatusCode, body)
 	apiErr.RetryAfter = ParseRetryAfter(resp.Header.Get("Retry-After"), c.now())
 	return apiErr

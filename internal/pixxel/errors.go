@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 	"github.com/pixxel-space/taskdownload-operator/internal/textutil"
 )
 
@@ -48,6 +49,15 @@ type TransportError struct {
 
 func (e *TransportError) Error() string { return e.Op + ": " + e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
+
+// RedirectError is a redirect to another origin, which the client does not follow so that the API key
+// never leaves the API's origin. It names the origins only: a Location's path or query may hold tokens.
+type RedirectError struct{ From, To string }
+
+func (e *RedirectError) Error() string {
+	return fmt.Sprintf("platform API at %s redirected to %s, another origin; not followed, so that the API key "+
+		"is not sent there (point --api-url at the API itself)", e.From, e.To)
+}
 
 // BodyTooLargeError is an answer larger than the client reads.
 type BodyTooLargeError struct{ Limit int }
@@ -101,10 +111,10 @@ func jsonText(raw json.RawMessage) string {
 	return string(out)
 }
 
-// truncate shortens s to at most maxErrorText bytes without splitting a UTF-8 sequence, and replaces
-// invalid UTF-8, so that the result is safe in a Kubernetes condition message.
+// truncate shortens s to at most maxErrorText bytes without splitting a UTF-8 sequence, and removes
+// control characters and invalid UTF-8, so that the result is safe in logs and condition messages.
 func truncate(s string) string {
-	return textutil.Truncate(strings.ToValidUTF8(s, "\uFFFD"), maxErrorText, "…")
+	return textutil.Truncate(signedurl.CleanText(s), maxErrorText, "…")
 }
 
 // ParseRetryAfter reads a Retry-After header, in seconds or as an HTTP date, as a delay from now.

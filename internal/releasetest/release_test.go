@@ -196,8 +196,7 @@ func checkChart(t *testing.T, tgz, version, appVersion, repo string) {
 
 	helm := filepath.Join(envtestutil.RepoRoot(), "bin", "helm")
 	out, err := exec.Command(helm, "template", "taskdownload-operator", tgz, "--namespace", "ops").Output()
-	var exitErr *exec.ExitError
-	if errors.As(err, &exitErr) {
+	if exitErr, ok := errors.AsType[*exec.ExitError](err); ok {
 		t.Fatalf("helm template %s: %v\n%s", tgz, err, exitErr.Stderr)
 	}
 	g.Expect(err).NotTo(HaveOccurred())

@@ -17,14 +17,25 @@ const maxLifetime = 7 * 24 * time.Hour
 
 // Expiry is what a URL says about its own lifetime.
 type Expiry struct {
-	// ExpiresAt is when the URL stops working.
+	// ExpiresAt is when the URL stops working, in UTC, between 1970 and the end of year 9999.
 	ExpiresAt time.Time
-	// IssuedAt is when it was signed, when the scheme says (SigV4, GCS V4); zero otherwise.
-	IssuedAt time.Time
 }
 
-// Parse returns the URL's expiry, and false when no known scheme is present or its values are malformed.
+// latest is the last instant an RFC 3339 timestamp (and so a Kubernetes date-time field) can hold.
+var latest = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// Parse returns the URL's expiry, and false when no known scheme is present or its values are
+// malformed, overflow, end before the URL was signed, or lie beyond year 9999: callers then treat the
+// lifetime as unknown rather than trust an absurd date.
 func Parse(raw string) (Expiry, bool) {
+	e, ok := parse(raw)
+	if !ok || !e.ExpiresAt.After(time.Unix(0, 0)) || e.ExpiresAt.After(latest) {
+		return Expiry{}, false
+	}
+	return e, true
+}
+
+func parse(raw string) (Expiry, bool) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return Expiry{}, false
@@ -38,7 +49,7 @@ func Parse(raw string) (Expiry, bool) {
 	}
 	if v, ok := q["expires"]; ok {
 		secs, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || secs <= 0 || secs > 1<<40 {
+		if err != nil || secs <= 0 || secs > latest.Unix() {
 			return Expiry{}, false
 		}
 		return Expiry{ExpiresAt: time.Unix(secs, 0).UTC()}, true
@@ -65,11 +76,12 @@ func v4(q map[string]string, dateKey, expiresKey string) (Expiry, bool) {
 	if err != nil {
 		return Expiry{}, false
 	}
+	// Compared in seconds: converting a huge value to a Duration first would overflow and wrap.
 	secs, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || secs <= 0 || time.Duration(secs)*time.Second > maxLifetime {
+	if err != nil || secs <= 0 || secs > int64(maxLifetime/time.Second) {
 		return Expiry{}, false
 	}
-	return Expiry{IssuedAt: issued, ExpiresAt: issued.Add(time.Duration(secs) * time.Second)}, true
+	return Expiry{ExpiresAt: issued.Add(time.Duration(secs) * time.Second)}, true
 }
 
 // caseInsensitive keys the query by lower-cased name, keeping the first value of each.

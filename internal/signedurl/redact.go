@@ -46,3 +46,46 @@ func CleanText(s string) string {
 		return r
 	}, s)
 }
+
+// Redacted replaces a secret in printable text.
+const Redacted = "[redacted]"
+
+// minEchoLen is the shortest run of a secret's characters treated as an echo of it: shorter runs (a
+// key's public prefix such as "pk_", a common word) reveal nothing and are too likely by chance.
+const minEchoLen = 8
+
+// RedactSecret replaces in text the secret and any run of at least eight of its characters (a
+// server that echoes part of an API key, or the key inside a longer token) by Redacted. A secret
+// shorter than that is replaced only where it appears whole.
+func RedactSecret(text, secret string) string {
+	if secret == "" || text == "" {
+		return text
+	}
+	if len(secret) < minEchoLen {
+		return strings.ReplaceAll(text, secret, Redacted)
+	}
+	var b strings.Builder
+	for i := 0; i < len(text); {
+		if n := longestRunOf(text[i:], secret); n >= minEchoLen {
+			b.WriteString(Redacted)
+			i += n
+			continue
+		}
+		b.WriteByte(text[i])
+		i++
+	}
+	return b.String()
+}
+
+// longestRunOf returns the length of the longest prefix of s that occurs somewhere in secret.
+func longestRunOf(s, secret string) int {
+	best := 0
+	for j := range len(secret) {
+		n := 0
+		for n < len(s) && j+n < len(secret) && s[n] == secret[j+n] {
+			n++
+		}
+		best = max(best, n)
+	}
+	return best
+}

@@ -45,3 +45,27 @@ func TestCleanText(t *testing.T) {
 		t.Fatalf("CleanText = %q", got)
 	}
 }
+
+func TestRedactSecret(t *testing.T) {
+	const key = "pk_live_0123456789abcdef"
+	for _, tc := range []struct{ in, want string }{
+		{"invalid key " + key, "invalid key [redacted]"},
+		{`{"key":"` + key + `"}`, `{"key":"[redacted]"}`},
+		{"Bearer " + key + key, "Bearer [redacted][redacted]"},
+		{"key ending 456789abcdef is revoked", "key ending [redacted] is revoked"},
+		{"key pk_live_01…cdef", "key [redacted]…cdef"},
+		{"pk_live keys only", "pk_live keys only"}, // seven characters: too short to tell from chance
+		{"nothing to hide", "nothing to hide"},
+		{"", ""},
+	} {
+		if got := RedactSecret(tc.in, key); got != tc.want {
+			t.Errorf("RedactSecret(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := RedactSecret("short abc key", "abc"); got != "short [redacted] key" {
+		t.Errorf("short secret: %q", got)
+	}
+	if got := RedactSecret("text", ""); got != "text" {
+		t.Errorf("empty secret: %q", got)
+	}
+}

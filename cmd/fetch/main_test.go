@@ -1,0 +1,264 @@
+package main
+
+import (
+	"archive/tar"
+	"bytes"
+	"compress/gzip"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	batchv1 "k8s.io/api/batch/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/fetch"
+)
+
+var buildOnce = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "fetch-bin-")
+	if err != nil {
+		return "", err
+	}
+	bin := filepath.Join(dir, "fetch")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		return "", &buildError{string(out)}
+	}
+	return bin, nil
+})
+
+type buildError struct{ out string }
+
+func (e *buildError) Error() string { return "go build: " + e.out }
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if bin, err := buildOnce(); err == nil {
+		_ = os.RemoveAll(filepath.Dir(bin))
+	}
+	os.Exit(code)
+}
+
+// runBinary runs the built command as a Job would, and returns its exit code and output.
+func runBinary(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	bin, err := buildOnce()
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	code := 0
+	if exit, ok := err.(*exec.ExitError); ok {
+		code = exit.ExitCode()
+	} else {
+		NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	}
+	return code, stdout.String(), stderr.String()
+}
+
+func tarGz(t *testing.T, entries ...tar.Header) []byte {
+	var buf bytes.Buffer
+	gz := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(gz)
+	for _, h := range entries {
+		if h.Typeflag == tar.TypeReg {
+			h.Size = 4
+		}
+		NewWithT(t).Expect(tw.WriteHeader(&h)).To(Succeed())
+		if h.Typeflag == tar.TypeReg {
+			_, _ = tw.Write([]byte("data"))
+		}
+	}
+	NewWithT(t).Expect(tw.Close()).To(Succeed())
+	NewWithT(t).Expect(gz.Close()).To(Succeed())
+	return buf.Bytes()
+}
+
+// The exit codes are the command's contract with Jobs (podFailurePolicy) and people: each one is
+// checked on the built binary.
+func TestExitCodes(t *testing.T) {
+	safe := tarGz(t, tar.Header{Name: "scene/band1.tif", Typeflag: tar.TypeReg, Mode: 0o600})
+	unsafe := tarGz(t,
+		tar.Header{Name: "y", Typeflag: tar.TypeSymlink, Linkname: "."},
+		tar.Header{Name: "x", Typeflag: tar.TypeSymlink, Linkname: "y/.."})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/safe.tar.gz":
+			_, _ = w.Write(safe)
+		case "/unsafe.tar.gz":
+			_, _ = w.Write(unsafe)
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	urlFile := func(t *testing.T, path string) string {
+		f := filepath.Join(t.TempDir(), "SIGNED_URL")
+		NewWithT(t).Expect(os.WriteFile(f, []byte(srv.URL+path+"?X-Amz-Signature=SECRET\n"), 0o600)).To(Succeed())
+		return f
+	}
+
+	for _, tc := range []struct {
+		name   string
+		env    []string
+		args   func(t *testing.T, dest string) []string
+		code   int
+		stderr string
+	}{
+		{"done", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/safe.tar.gz"), "--dest", dest, "--max-bytes", "50Gi"}
+		}, fetch.ExitOK, "Extracted package"},
+		{"unknown flag", nil, func(t *testing.T, dest string) []string {
+			return []string{"--no-such-flag"}
+		}, fetch.ExitUsage, "flag provided but not defined"},
+		{"bad quantity", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file=f", "--dest", dest, "--max-bytes=lots"}
+		}, fetch.ExitUsage, "not a quantity"},
+		{"no --dest", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file=f"}
+		}, fetch.ExitUsage, "--dest is required"},
+		{"empty --url-env", []string{"FETCH_TEST_URL="}, func(t *testing.T, dest string) []string {
+			return []string{"--url-env=FETCH_TEST_URL", "--dest", dest}
+		}, fetch.ExitNoURL, "$FETCH_TEST_URL is empty"},
+		{"no URL within --wait-timeout", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", filepath.Join(t.TempDir(), "missing"), "--dest", dest, "--wait-timeout=300ms"}
+		}, fetch.ExitNoURL, "no URL appeared"},
+		{"download failed", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/gone.tar.gz"), "--dest", dest, "--retries=0"}
+		}, fetch.ExitDownloadFailed, "404 Not Found"},
+		{"package refused", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/unsafe.tar.gz"), "--dest", dest}
+		}, fetch.ExitRefused, `"x" is a symbolic link that resolves outside the destination`},
+		{"over --max-bytes", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/safe.tar.gz"), "--dest", dest, "--max-bytes=10"}
+		}, fetch.ExitRefused, "--max-bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			dest := filepath.Join(t.TempDir(), "data")
+			start := time.Now()
+			code, _, stderr := runBinary(t, tc.env, tc.args(t, dest)...)
+			g.Expect(code).To(Equal(tc.code), stderr)
+			g.Expect(stderr).To(ContainSubstring(tc.stderr))
+			g.Expect(stderr).NotTo(ContainSubstring("SECRET"))
+			g.Expect(time.Since(start)).To(BeNumerically("<", time.Minute), "no wait beyond what the flags allow")
+			if code == fetch.ExitOK {
+				info, err := os.Stat(filepath.Join(dest, "scene", "band1.tif"))
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(info.Mode().Perm()).To(Equal(os.FileMode(0o644)))
+			}
+		})
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	g := NewWithT(t)
+	code, stdout, _ := runBinary(t, nil, "--help")
+	g.Expect(code).To(Equal(0))
+	g.Expect(stdout).To(ContainSubstring(fetch.ExitCodes))
+	g.Expect(stdout).To(ContainSubstring("-retry-delay duration\n    \tFirst delay between attempts; it doubles, "+
+		"with up to 50% random jitter, up to --retry-max-delay. (default 1s)"),
+		"the help states the default that is used")
+	g.Expect(stdout).To(ContainSubstring("(default 50Gi)"))
+	g.Expect(stdout).To(ContainSubstring("-idle-timeout duration"))
+	g.Expect(stdout).To(ContainSubstring("(default 0644)"))
+
+	code, stdout, _ = runBinary(t, nil, "--version")
+	g.Expect(code).To(Equal(0))
+	g.Expect(stdout).To(MatchRegexp(`^fetch \S+ \(revision \S+\)\n$`))
+}
+
+func TestMaxBytesTakesQuantities(t *testing.T) {
+	for in, want := range map[string]int64{
+		"50Gi": 50 << 30, "500M": 500_000_000, "1.5Gi": 3 << 29, "1048576": 1 << 20, "1k": 1000,
+	} {
+		var v int64
+		NewWithT(t).Expect(bytesFlag{&v}.Set(in)).To(Succeed(), in)
+		NewWithT(t).Expect(v).To(Equal(want), in)
+	}
+	for _, in := range []string{"0", "-1Gi", "lots", "9223372036854775808"} {
+		var v int64
+		NewWithT(t).Expect(bytesFlag{&v}.Set(in)).NotTo(Succeed(), in)
+	}
+}
+
+func TestModeFlags(t *testing.T) {
+	g := NewWithT(t)
+	var m os.FileMode
+	g.Expect(modeFlag{&m}.Set("0640")).To(Succeed())
+	g.Expect(m).To(Equal(os.FileMode(0o640)))
+	g.Expect(modeFlag{&m}.Set("755")).To(Succeed())
+	g.Expect(m).To(Equal(os.FileMode(0o755)))
+	for _, in := range []string{"0999", "rw-r--r--", "01777", "0"} {
+		g.Expect(modeFlag{&m}.Set(in)).NotTo(Succeed(), in)
+	}
+}
+
+// The README's table is what users read; it must list the codes the command uses.
+func TestREADMEDocumentsTheExitCodes(t *testing.T) {
+	g := NewWithT(t)
+	readme, err := os.ReadFile("../../README.md")
+	g.Expect(err).NotTo(HaveOccurred())
+	for code := range 6 {
+		g.Expect(regexp.MustCompile("(?m)^\\| `"+string(rune('0'+code))+"` \\|").Match(readme)).To(BeTrue(),
+			"README has a row for exit code %d", code)
+	}
+	g.Expect(strings.Contains(string(readme), "--max-entries")).To(BeTrue())
+}
+
+// The sample Job must be able to hold what its fetch accepts: the archive and its extracted tree are on
+// the volume together, so its sizeLimit is at least twice --max-bytes, or the kubelet evicts the pod
+// where fetch would have refused the package with a clear exit code.
+func TestSampleVolumeHoldsWhatFetchAccepts(t *testing.T) {
+	g := NewWithT(t)
+	f, err := os.Open("../../config/samples/taskdownload_job_fetch.yaml")
+	g.Expect(err).NotTo(HaveOccurred())
+	defer func() { _ = f.Close() }()
+	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
+	var job *batchv1.Job
+	for {
+		var obj batchv1.Job
+		if err := dec.Decode(&obj); err != nil {
+			g.Expect(err).To(MatchError(io.EOF))
+			break
+		}
+		if obj.Kind == "Job" {
+			job = &obj
+		}
+	}
+	g.Expect(job).NotTo(BeNil())
+	spec := job.Spec.Template.Spec
+	g.Expect(spec.InitContainers).To(HaveLen(1))
+	var maxBytes int64
+	for _, a := range spec.InitContainers[0].Args {
+		if v, ok := strings.CutPrefix(a, "--max-bytes="); ok {
+			g.Expect(bytesFlag{&maxBytes}.Set(v)).To(Succeed())
+		}
+	}
+	g.Expect(maxBytes).To(BeNumerically(">", 0), "the sample sets --max-bytes")
+	var limit *resource.Quantity
+	for _, v := range spec.Volumes {
+		if v.Name == "data" && v.EmptyDir != nil {
+			limit = v.EmptyDir.SizeLimit
+		}
+	}
+	g.Expect(limit).NotTo(BeNil(), "the data emptyDir has a sizeLimit")
+	g.Expect(limit.Value()).To(BeNumerically(">=", 2*maxBytes))
+	g.Expect(job.Spec.PodFailurePolicy).NotTo(BeNil())
+	g.Expect(job.Spec.PodFailurePolicy.Rules[0].OnExitCodes.Values).To(ContainElement(int32(fetch.ExitRefused)))
+}

@@ -1,0 +1,129 @@
+package controller
+
+import (
+	"context"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
+)
+
+// publish is the step that writes a URL the platform just handed out to the target, if any, prunes
+// targets the spec no longer names, and records the publication for status (which shows the URL
+// unless the target is a Secret). The next reconcile is due when the URL should be refreshed.
+func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (ctrl.Result, error) {
+	if s.obs.signedURL == "" {
+		return ctrl.Result{}, nil
+	}
+	td := s.td
+	pub := publication{
+		signedURL: s.obs.signedURL, taskStatus: s.obs.taskStatus,
+		expiresAt: expiryOf(s.obs.signedURL, s.now), task: specTask(td),
+	}
+	kind, _, hasTarget := targetKey(td)
+	if hasTarget {
+		existing, err := r.getTarget(ctx, td)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.writeTarget(ctx, td, existing, pub); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if err := r.pruneTargets(ctx, td); err != nil {
+		return ctrl.Result{}, err
+	}
+	r.backoff.forget(s.key)
+
+	s.obs.published, s.obs.targetDesc = &pub, describeTarget(td)
+	if kind != downloadsv1alpha1.TargetSecret {
+		s.obs.statusURL = pub.signedURL
+	}
+	previous := td.Status.SignedURL
+	s.obs.refreshed = hasPublishedURL(td.Status) && (previous == "" || previous != pub.signedURL)
+
+	var expires *time.Time
+	if pub.expiresAt != nil {
+		expires = &pub.expiresAt.Time
+	}
+	var before *time.Duration
+	if td.Spec.RefreshBefore != nil {
+		before = &td.Spec.RefreshBefore.Duration
+	}
+	refresh, clamped := refreshAt(obtainedAt(s.now), expires, before, r.DefaultURLTTL)
+	s.obs.refreshClamped = clamped
+	s.log.Info("Published signed URL", "target", s.obs.targetDesc, "url", signedurl.Redact(pub.signedURL),
+		"expiresAt", pub.expiresAt, "refreshAt", refresh, "refreshBeforeClamped", clamped)
+	return ctrl.Result{RequeueAfter: refresh.Sub(s.now)}, nil
+}
+
+// expiryOf reads when a URL handed out at now expires. An expiry the URL does not state, or one not
+// after now (a clock far off, a URL already dead), counts as unknown: --default-url-ttl applies, rather
+// than a refresh loop chasing URLs that expire on arrival.
+func expiryOf(signedURL string, now time.Time) *metav1.Time {
+	e, ok := signedurl.Parse(signedURL)
+	if !ok || !e.ExpiresAt.After(now) {
+		return nil
+	}
+	return &metav1.Time{Time: e.ExpiresAt}
+}
+
+// withdraw removes the published URL from the target and status when it has expired, or belongs to
+// a task the spec no longer names, and nothing new was published: no reader is handed a URL that can
+// only fail or that downloads the wrong task's outputs. It runs after the other steps whatever they
+// decided, so that the target shows the platform's latest status.
+func (r *TaskDownloadReconciler) withdraw(ctx context.Context, s *scope) error {
+	td := s.td
+	st := td.Status
+	if s.obs.published != nil {
+		return nil
+	}
+	switch {
+	case st.ExpiresAt != nil && !s.now.Before(st.ExpiresAt.Time):
+		s.obs.withdrawn = withdrawnExpired
+	case publishedForAnotherTask(td):
+		s.obs.withdrawn = withdrawnOtherTask
+	default:
+		return nil
+	}
+	s.obs.targetDesc = describeTarget(td)
+	if _, _, hasTarget := targetKey(td); hasTarget {
+		existing, err := r.getTarget(ctx, td)
+		if err != nil && !isFailure(err) {
+			return err
+		}
+		if existing != nil {
+			taskStatus := st.TaskStatus
+			if s.obs.answered {
+				taskStatus = s.obs.taskStatus
+			}
+			if err := r.writeTarget(ctx, td, existing, publication{taskStatus: taskStatus}); err != nil {
+				return err
+			}
+		}
+	}
+	if s.obs.withdrawn == withdrawnExpired {
+		s.log.Info("Signed URL expired before a new one was obtained; removed it", "expiredAt", st.ExpiresAt)
+	} else {
+		p := st.PublishedTask
+		s.log.Info("The spec names another task; removed the previous task's signed URL",
+			"previousWorkflowID", p.WorkflowID, "previousJobID", p.JobID, "previousTaskID", p.TaskID)
+	}
+	return nil
+}
+
+// publishedForAnotherTask tells whether the published URL is for a task the spec no longer names.
+func publishedForAnotherTask(td *downloadsv1alpha1.TaskDownload) bool {
+	p := td.Status.PublishedTask
+	return p != nil && *p != specTask(td)
+}
+
+// specTask is the task the spec names.
+func specTask(td *downloadsv1alpha1.TaskDownload) downloadsv1alpha1.TaskRef {
+	return downloadsv1alpha1.TaskRef{
+		WorkflowID: string(td.Spec.WorkflowID), JobID: string(td.Spec.JobID), TaskID: string(td.Spec.TaskID),
+	}
+}

@@ -1,0 +1,61 @@
+package controller_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+)
+
+func TestSchemaRejectsBadSpecs(t *testing.T) {
+	ns := newNamespace(t)
+	valid := func() *downloadsv1alpha1.TaskDownload {
+		return newTaskDownload(ns, "bad", "pixxel", fakepixxel.Task{WorkflowID: "w", JobID: "j", TaskID: "t"})
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(*downloadsv1alpha1.TaskDownload)
+		field  string
+	}{
+		{"empty workflowID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.WorkflowID = "" }, "spec.workflowID"},
+		{"slash in jobID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.JobID = "a/b" }, "spec.jobID"},
+		{"space in taskID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.TaskID = "a b" }, "spec.taskID"},
+		{"tab in taskID", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.TaskID = "a\tb" }, "spec.taskID"},
+		{"dot", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.TaskID = "." }, "spec.taskID"},
+		{"dot dot", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.WorkflowID = ".." }, "spec.workflowID"},
+		{"too long", func(td *downloadsv1alpha1.TaskDownload) {
+			td.Spec.JobID = downloadsv1alpha1.ResourceID(strings.Repeat("j", 257))
+		}, "spec.jobID"},
+		{"no secret name", func(td *downloadsv1alpha1.TaskDownload) { td.Spec.APIKeySecretRef.Name = "" }, "spec.apiKeySecretRef.name"},
+		{"bad target kind", func(td *downloadsv1alpha1.TaskDownload) {
+			td.Spec.Target = &downloadsv1alpha1.Target{Kind: "Pod"}
+		}, "spec.target.kind"},
+		{"bad target name", func(td *downloadsv1alpha1.TaskDownload) {
+			td.Spec.Target = &downloadsv1alpha1.Target{Name: "Not_A_Name"}
+		}, "spec.target.name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			td := valid()
+			tc.mutate(td)
+			err := k8s.Create(context.Background(), td)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+			g.Expect(err.Error()).To(ContainSubstring(tc.field))
+		})
+	}
+
+	t.Run("accepts unusual but valid IDs", func(t *testing.T) {
+		g := NewWithT(t)
+		td := valid()
+		td.Name = "odd-ids"
+		td.Spec.WorkflowID = "wf?x=1&y=%2F"
+		td.Spec.JobID = "...."
+		td.Spec.TaskID = downloadsv1alpha1.ResourceID(strings.Repeat("t", 256))
+		g.Expect(k8s.Create(context.Background(), td)).To(Succeed())
+	})
+}

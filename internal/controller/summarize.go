@@ -1,0 +1,186 @@
+package controller
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+)
+
+// refreshClampNote ends the Ready message while spec.refreshBefore is clamped (see refreshAt).
+const refreshClampNote = "; spec.refreshBefore is not shorter than the URL's lifetime, so it is refreshed after a third of it"
+
+// summarize returns the status that follows prev after a reconcile of the given generation observed
+// obs at now. It is the only place that writes status fields, and a pure function. Conditions follow
+// kstatus: Reconciling and Stalled are present only while true.
+func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs observation, now time.Time) downloadsv1alpha1.TaskDownloadStatus {
+	st := *prev.DeepCopy()
+	st.ObservedGeneration = generation
+	stamp := metav1.NewTime(now)
+	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
+		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
+			Type: condType, Status: status, Reason: reason, Message: conditionMessage(message),
+			ObservedGeneration: generation, LastTransitionTime: stamp,
+		})
+	}
+	drop := func(condType string) { apimeta.RemoveStatusCondition(&st.Conditions, condType) }
+
+	recordFields(&st, obs, now)
+
+	// Phase and conditions.
+	urlPublished := hasPublishedURL(prev) && obs.withdrawn == notWithdrawn
+	f := obs.failure
+	switch {
+	case obs.suspended:
+		status := metav1.ConditionFalse
+		if urlPublished {
+			status = metav1.ConditionTrue
+		}
+		set(downloadsv1alpha1.ConditionReady, status, downloadsv1alpha1.ReasonSuspended,
+			"Reconciliation is suspended: no requests are made to the platform API until spec.suspend is false")
+		drop(downloadsv1alpha1.ConditionReconciling)
+		drop(downloadsv1alpha1.ConditionStalled)
+
+	case obs.published != nil:
+		reason := downloadsv1alpha1.ReasonURLIssued
+		if obs.refreshed {
+			reason = downloadsv1alpha1.ReasonURLRefreshed
+		}
+		msg := "Signed URL published in " + obs.targetDesc
+		if obs.refreshClamped {
+			msg += refreshClampNote
+		}
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, reason, msg)
+		drop(downloadsv1alpha1.ConditionReconciling)
+		drop(downloadsv1alpha1.ConditionStalled)
+		st.Phase = downloadsv1alpha1.PhaseReady
+
+	case f != nil && f.stalled:
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
+		set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
+		drop(downloadsv1alpha1.ConditionReconciling)
+		st.Phase = downloadsv1alpha1.PhaseFailed
+
+	case f != nil:
+		// A transient failure: keep trying. A URL that is still published stays usable, so Ready stays
+		// True; the failure shows on Reconciling.
+		hasReady := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil
+		if !urlPublished && (!f.keepReady || !hasReady || obs.withdrawn != notWithdrawn) {
+			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
+		}
+		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, f.reason, f.message)
+		drop(downloadsv1alpha1.ConditionStalled)
+		if !urlPublished {
+			st.Phase = downloadsv1alpha1.PhasePending
+		}
+
+	case obs.pending:
+		msg := fmt.Sprintf("The platform is preparing the package (status %q)", obs.taskStatus)
+		ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady)
+		stillExpired := ready != nil && ready.Reason == downloadsv1alpha1.ReasonExpired
+		if !urlPublished && !stillExpired {
+			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending, msg)
+			st.Phase = downloadsv1alpha1.PhasePending
+		}
+		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending, msg)
+		drop(downloadsv1alpha1.ConditionStalled)
+
+	default:
+		// Nothing new was learned (a published URL is still fresh); keep conditions, refresh generations.
+		for i := range st.Conditions {
+			st.Conditions[i].ObservedGeneration = generation
+		}
+	}
+
+	// A URL removed in this reconcile leaves nothing Ready.
+	switch {
+	case obs.withdrawn == withdrawnExpired:
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonExpired,
+			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
+	case obs.withdrawn == withdrawnOtherTask && isReady(st):
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending,
+			"Waiting for the signed URL of the task the spec now names")
+	}
+	if obs.withdrawn != notWithdrawn && st.Phase == downloadsv1alpha1.PhaseReady {
+		st.Phase = downloadsv1alpha1.PhasePending
+	}
+	if st.Phase == "" {
+		st.Phase = downloadsv1alpha1.PhasePending
+	}
+
+	// While no URL is published, lastRequestTime says when the platform last gave an answer that
+	// changed anything.
+	if obs.requested && obs.published == nil && !hasPublishedURL(st) && !equality.Semantic.DeepEqual(prev, st) {
+		st.LastRequestTime = &stamp
+	}
+	return st
+}
+
+// recordFields writes what a reconcile asked, was answered and published into status: everything but
+// phase and conditions.
+func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation, now time.Time) {
+	if obs.requested {
+		st.LastHandledRequestedAt = obs.requestedAt
+		st.PendingSince = obs.pendingSince
+		st.StalledOn = ""
+		if f := obs.failure; f != nil && f.retry == retryNever {
+			st.StalledOn = obs.inputs
+		}
+	}
+	if obs.answered {
+		st.TaskStatus = obs.taskStatus
+	}
+	if obs.suspended {
+		st.PendingSince = nil
+	}
+	if obs.withdrawn != notWithdrawn {
+		st.SignedURL, st.ExpiresAt, st.PublishedTask = "", nil, nil
+	}
+	if p := obs.published; p != nil {
+		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
+		task := p.task
+		st.PublishedTask = &task
+		st.LastRequestTime = &metav1.Time{Time: obtainedAt(now)}
+	}
+}
+
+// hasPublishedURL tells whether a status has a URL published and believed to work.
+func hasPublishedURL(st downloadsv1alpha1.TaskDownloadStatus) bool {
+	return st.Phase == downloadsv1alpha1.PhaseReady && isReady(st)
+}
+
+func isReady(st downloadsv1alpha1.TaskDownloadStatus) bool {
+	return apimeta.IsStatusConditionTrue(st.Conditions, downloadsv1alpha1.ConditionReady)
+}
+
+// event is one Kubernetes event.
+type event struct {
+	eventType, reason, action, message string
+}
+
+// eventFor is the one event a status change from prev to next deserves, if any: Normal when a URL
+// was published, Warning with the condition's reason when something went wrong. A clamped
+// spec.refreshBefore is told once, when it first shows in the Ready message.
+func eventFor(prev, next downloadsv1alpha1.TaskDownloadStatus, obs observation) *event {
+	switch {
+	case obs.withdrawn == withdrawnExpired:
+		return &event{corev1.EventTypeWarning, downloadsv1alpha1.ReasonExpired, "Expire",
+			"The signed URL expired before a new one was obtained; it was removed from " + obs.targetDesc}
+	case obs.published != nil:
+		ready := apimeta.FindStatusCondition(next.Conditions, downloadsv1alpha1.ConditionReady)
+		before := apimeta.FindStatusCondition(prev.Conditions, downloadsv1alpha1.ConditionReady)
+		if obs.refreshClamped && (before == nil || !strings.HasSuffix(before.Message, refreshClampNote)) {
+			return &event{corev1.EventTypeWarning, downloadsv1alpha1.ReasonRefreshBeforeClamped, "Publish", ready.Message}
+		}
+		return &event{corev1.EventTypeNormal, ready.Reason, "Publish", ready.Message}
+	case obs.failure != nil:
+		return &event{corev1.EventTypeWarning, obs.failure.reason, "Reconcile", conditionMessage(obs.failure.message)}
+	}
+	return nil
+}
