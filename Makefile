@@ -68,9 +68,11 @@ bench-latency: envtest-assets ## How late a pending package is noticed: tasks re
 .PHONY: test
 test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all tests: unit, and integration on a real kube-apiserver + etcd.
 	# -count=1: some tests run the manager binary, kustomize and helm, whose inputs Go's test cache cannot see.
-	# internal/imagetest checks the layout make image just wrote.
+	# internal/imagetest checks the layout make image just wrote. -timeout 30m: internal/deploytest starts
+	# an API server and the manager for each install rendering, which takes minutes on a loaded 2-core
+	# machine (go test's default is 10 minutes per package).
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" IMAGE_LAYOUT="$(abspath $(IMAGE_LAYOUT))" \
-		go test -count=1 ./... -coverprofile cover.out
+		go test -count=1 -timeout 30m ./... -coverprofile cover.out
 	go -C hack/image test -count=1 ./...
 
 .PHONY: test-chaos
