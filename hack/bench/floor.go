@@ -6,8 +6,10 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
@@ -91,5 +93,23 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 	if err != nil {
 		return 0, err
 	}
-	return elapsed, k8s.DeleteAllOf(ctx, &downloadsv1alpha1.TaskDownload{}, client.InNamespace(ns))
+	return elapsed, deleteAll(ctx, k8s, ns)
+}
+
+// deleteAll deletes the floor's TaskDownloads before the manager starts (it would reconcile them). A
+// collection delete of 10,000 custom resources can outlast the API server's request timeout while the
+// server goes on deleting; then wait until none is left.
+func deleteAll(ctx context.Context, k8s client.Client, ns string) error {
+	err := k8s.DeleteAllOf(ctx, &downloadsv1alpha1.TaskDownload{}, client.InNamespace(ns))
+	if err == nil || !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+		return err
+	}
+	logf("deleting the same-work floor's TaskDownloads takes longer than a request may; waiting")
+	return wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		var left downloadsv1alpha1.TaskDownloadList
+		if err := k8s.List(ctx, &left, client.InNamespace(ns), client.Limit(1)); err != nil {
+			return false, nil //nolint:nilerr // a busy server: ask again
+		}
+		return len(left.Items) == 0, nil
+	})
 }
