@@ -53,10 +53,17 @@ demo: envtest-assets ## Run the operator end to end locally (control plane, fake
 	go run ./hack/demo $(if $(filter 1,$(KEEP)),--keep)
 
 N ?= 1000
+RUNS ?= 1
+PROFILE ?= bench
+KEY_LIMIT ?= 0
 BENCH_ARGS ?=
 .PHONY: bench
-bench: envtest-assets ## Benchmark N TaskDownloads (default 1000) on envtest; prints a BENCH line, writes bench-result.json.
-	go run ./hack/bench -n $(N) $(BENCH_ARGS)
+bench: envtest-assets ## Benchmark N TaskDownloads (1000) on envtest; RUNS=3 (medians), PROFILE=defaults, KEY_LIMIT=20 (calls/s); writes bench-result.json.
+	go run ./hack/bench -n $(N) -runs $(RUNS) -profile $(PROFILE) -key-limit $(KEY_LIMIT) $(BENCH_ARGS)
+
+.PHONY: bench-latency
+bench-latency: envtest-assets ## How late a pending package is noticed: tasks ready 1 s, 6 s, 30 s after the first call; writes bench-latency.json.
+	go run ./hack/bench -mode=latency $(BENCH_ARGS)
 
 .PHONY: test
 test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all tests: unit, and integration on a real kube-apiserver + etcd.

@@ -85,6 +85,8 @@ type Server struct {
 	apiKey         string
 	latency        time.Duration
 	defaultPending int
+	readyAfter     time.Duration
+	firstCall      map[Task]time.Time
 	urlTTL         time.Duration
 	now            func() time.Time
 	scripts        map[Task][]Response
@@ -95,10 +97,12 @@ type Server struct {
 	keepRequests   bool
 	faultRate      float64
 	faults         []Response
+	limits         keyLimits
 }
 
-// New starts a server. Tasks without a script answer pending defaultPending times, then ready with a
-// generated URL (see SignedURLFor). Close it when done.
+// New starts a server. Tasks without a script answer pending defaultPending times (or, after
+// SetReadyAfter, until a set time has passed since their first call), then ready with a generated URL
+// (see SignedURLFor). Close it when done.
 func New() *Server {
 	s := &Server{
 		defaultPending: 1,
@@ -106,6 +110,7 @@ func New() *Server {
 		now:            time.Now,
 		scripts:        map[Task][]Response{},
 		calls:          map[Task]int{},
+		firstCall:      map[Task]time.Time{},
 		faultedCalls:   map[Task]int{},
 		keepRequests:   true,
 	}
@@ -144,6 +149,7 @@ func (s *Server) Script(t Task, responses ...Response) {
 	defer s.mu.Unlock()
 	s.scripts[t] = responses
 	s.calls[t] = 0
+	delete(s.firstCall, t)
 	s.faultedCalls[t] = 0
 }
 
@@ -201,7 +207,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.calls[task] = n + 1
 	s.totalCalls++
 	faulted := len(s.faults) > 0 && mathrand.Float64() < s.faultRate
-	if faulted {
+	limited, retryAfter := s.overKeyLimitLocked(r.Header.Get("Authorization"))
+	if faulted || limited {
 		s.faultedCalls[task]++
 	}
 	if s.keepRequests {
@@ -212,9 +219,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	wantKey, latency := s.apiKey, s.latency
 	var resp Response
-	if faulted {
+	switch {
+	case limited:
+		resp = rateLimited(retryAfter)
+	case faulted:
 		resp = s.faults[mathrand.IntN(len(s.faults))]
-	} else {
+	default:
 		resp = s.responseLocked(task, n-s.faultedCalls[task])
 	}
 	s.mu.Unlock()
@@ -263,10 +273,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 
 // responseLocked picks the answer to a task's n-th request (counting from 0).
 func (s *Server) responseLocked(t Task, n int) Response {
+	if _, ok := s.firstCall[t]; !ok {
+		s.firstCall[t] = s.now()
+	}
 	if script, ok := s.scripts[t]; ok && len(script) > 0 {
 		return script[min(n, len(script)-1)]
 	}
-	if n < s.defaultPending {
+	if s.readyAfter > 0 {
+		if s.now().Sub(s.firstCall[t]) < s.readyAfter {
+			return Pending()
+		}
+	} else if n < s.defaultPending {
 		return Pending()
 	}
 	return Ready(SignedURL(t, s.now(), s.urlTTL))
