@@ -88,7 +88,7 @@ func main() {
 		"Enable leader election for controller manager. "+
 			"Enabling this will ensure there is only one active controller manager.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
-		"Namespace of the leader election Lease; defaults to the pod's namespace (required out of cluster).")
+		"Namespace of the leader election Lease; defaults to $POD_NAMESPACE, else the pod's namespace.")
 	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second,
 		"How long standby replicas wait before taking over a lease that is not renewed.")
 	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
@@ -137,6 +137,11 @@ func main() {
 		if ns = strings.TrimSpace(ns); ns != "" {
 			o.WatchNamespaces = append(o.WatchNamespaces, ns)
 		}
+	}
+	if leaderElectionNamespace == "" {
+		// Out of a pod there is no service account namespace file to read; the Deployments set
+		// POD_NAMESPACE from the downward API so that the Lease lands in the operator's namespace either way.
+		leaderElectionNamespace = os.Getenv("POD_NAMESPACE")
 	}
 	o.Manager = ctrl.Options{
 		Metrics:                       metricsOpts,

@@ -221,44 +221,67 @@ func TestREADMEDocumentsTheExitCodes(t *testing.T) {
 	g.Expect(strings.Contains(string(readme), "--max-entries")).To(BeTrue())
 }
 
-// The sample Job must be able to hold what its fetch accepts: the archive and its extracted tree are on
-// the volume together, so its sizeLimit is at least twice --max-bytes, or the kubelet evicts the pod
+// The sample Jobs must be able to hold what their fetch accepts: the archive and its extracted tree are
+// on the volume together, so its sizeLimit is at least twice --max-bytes, or the kubelet evicts the pod
 // where fetch would have refused the package with a clear exit code.
-func TestSampleVolumeHoldsWhatFetchAccepts(t *testing.T) {
+func TestSampleVolumesHoldWhatFetchAccepts(t *testing.T) {
+	files, err := filepath.Glob("../../config/samples/*.yaml")
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	checked := 0
+	for _, file := range files {
+		for _, job := range sampleJobs(t, file) {
+			spec := job.Spec.Template.Spec
+			for _, c := range spec.InitContainers {
+				if len(c.Command) == 0 || c.Command[0] != "/fetch" {
+					continue
+				}
+				t.Run(filepath.Base(file), func(t *testing.T) {
+					g := NewWithT(t)
+					var maxBytes int64
+					for _, a := range c.Args {
+						if v, ok := strings.CutPrefix(a, "--max-bytes="); ok {
+							g.Expect(bytesFlag{&maxBytes}.Set(v)).To(Succeed())
+						}
+					}
+					g.Expect(maxBytes).To(BeNumerically(">", 0), "the sample sets --max-bytes")
+					var limit *resource.Quantity
+					for _, v := range spec.Volumes {
+						if v.EmptyDir != nil {
+							limit = v.EmptyDir.SizeLimit
+						}
+					}
+					g.Expect(limit).NotTo(BeNil(), "the emptyDir has a sizeLimit")
+					g.Expect(limit.Value()).To(BeNumerically(">=", 2*maxBytes))
+				})
+				checked++
+			}
+		}
+	}
+	NewWithT(t).Expect(checked).To(BeNumerically(">=", 1))
+}
+
+func TestSampleJobFailsOnRefusedPackages(t *testing.T) {
 	g := NewWithT(t)
-	f, err := os.Open("../../config/samples/taskdownload_job_fetch.yaml")
-	g.Expect(err).NotTo(HaveOccurred())
+	jobs := sampleJobs(t, "../../config/samples/taskdownload_job_fetch.yaml")
+	g.Expect(jobs).To(HaveLen(1))
+	g.Expect(jobs[0].Spec.PodFailurePolicy).NotTo(BeNil())
+	g.Expect(jobs[0].Spec.PodFailurePolicy.Rules[0].OnExitCodes.Values).To(ContainElement(int32(fetch.ExitRefused)))
+}
+
+func sampleJobs(t *testing.T, file string) []batchv1.Job {
+	f, err := os.Open(file)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	defer func() { _ = f.Close() }()
 	dec := utilyaml.NewYAMLOrJSONDecoder(f, 4096)
-	var job *batchv1.Job
+	var jobs []batchv1.Job
 	for {
 		var obj batchv1.Job
 		if err := dec.Decode(&obj); err != nil {
-			g.Expect(err).To(MatchError(io.EOF))
-			break
+			NewWithT(t).Expect(err).To(MatchError(io.EOF))
+			return jobs
 		}
 		if obj.Kind == "Job" {
-			job = &obj
+			jobs = append(jobs, obj)
 		}
 	}
-	g.Expect(job).NotTo(BeNil())
-	spec := job.Spec.Template.Spec
-	g.Expect(spec.InitContainers).To(HaveLen(1))
-	var maxBytes int64
-	for _, a := range spec.InitContainers[0].Args {
-		if v, ok := strings.CutPrefix(a, "--max-bytes="); ok {
-			g.Expect(bytesFlag{&maxBytes}.Set(v)).To(Succeed())
-		}
-	}
-	g.Expect(maxBytes).To(BeNumerically(">", 0), "the sample sets --max-bytes")
-	var limit *resource.Quantity
-	for _, v := range spec.Volumes {
-		if v.Name == "data" && v.EmptyDir != nil {
-			limit = v.EmptyDir.SizeLimit
-		}
-	}
-	g.Expect(limit).NotTo(BeNil(), "the data emptyDir has a sizeLimit")
-	g.Expect(limit.Value()).To(BeNumerically(">=", 2*maxBytes))
-	g.Expect(job.Spec.PodFailurePolicy).NotTo(BeNil())
-	g.Expect(job.Spec.PodFailurePolicy.Rules[0].OnExitCodes.Values).To(ContainElement(int32(fetch.ExitRefused)))
 }

@@ -185,7 +185,7 @@ func TestImageKeepsTheRules(t *testing.T) {
 }
 
 // checkBinary reads what the Go toolchain recorded in the binary: built for the image's platform,
-// static, -trimpath, stamped with the labels' version and revision, with fallback CA roots linked in.
+// static, -trimpath, with fallback CA roots linked in; the manager stamped with the labels' revision.
 func checkBinary(g Gomega, img Image, name string) {
 	f, ok := img.Files[name]
 	g.Expect(ok).To(BeTrue(), "%s is missing", name)
@@ -199,10 +199,12 @@ func checkBinary(g Gomega, img Image, name string) {
 	g.Expect(settings).To(HaveKeyWithValue("GOARCH", img.Config.Architecture), name)
 	g.Expect(settings).To(HaveKeyWithValue("CGO_ENABLED", "0"), name)
 	g.Expect(settings).To(HaveKeyWithValue("-trimpath", "true"), name)
-	labels := img.Config.Config.Labels
-	g.Expect(settings["-ldflags"]).To(And(
-		ContainSubstring("-X "+versionPkg+".Version="+labels["org.opencontainers.image.version"]),
-		ContainSubstring("-X "+versionPkg+".Revision="+labels["org.opencontainers.image.revision"])), name)
+	// With -trimpath Go leaves -ldflags out of the build info, so look for the -X value itself: the
+	// manager reports the revision the label names (TestBinariesRun runs --version on the host's).
+	if name == wantEntrypoint {
+		g.Expect(bytes.Contains(f.Body, []byte(img.Config.Config.Labels["org.opencontainers.image.revision"]))).
+			To(BeTrue(), "%s is not stamped with the revision label", name)
+	}
 	deps := make([]string, 0, len(info.Deps))
 	for _, m := range info.Deps {
 		deps = append(deps, m.Path)

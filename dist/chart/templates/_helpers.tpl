@@ -61,3 +61,104 @@ When disabled, serviceAccount.name must be set; use "default" to pick the namesp
 {{- required "serviceAccount.name is required when serviceAccount.enabled=false (set name: default explicitly to use the namespace default ServiceAccount)" .Values.serviceAccount.name }}
 {{- end }}
 {{- end }}
+
+{{/*
+Labels every object of the release carries.
+*/}}
+{{- define "taskdownload-operator.labels" -}}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/name: {{ include "taskdownload-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version | replace "+" "_" }}
+{{- end }}
+
+{{/*
+Labels that select the manager's pods. They include the release name so that two releases in one
+namespace never select each other's pods.
+*/}}
+{{- define "taskdownload-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "taskdownload-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+control-plane: controller-manager
+{{- end }}
+
+{{/*
+Namespaces the manager works in: every namespace ("" alone) or the watched ones. With rbac.namespaced
+the manager gets Roles only where it watches, so watching everything is refused.
+*/}}
+{{- define "taskdownload-operator.rbacNamespaces" -}}
+{{- if .Values.rbac.namespaced }}
+{{- if not .Values.operator.watchNamespaces }}
+{{- fail "rbac.namespaced=true grants the manager Roles only in the namespaces it watches: set operator.watchNamespaces, e.g. --set 'operator.watchNamespaces={team-a,team-b}'" }}
+{{- end }}
+{{- toJson (uniq .Values.operator.watchNamespaces) }}
+{{- else }}
+{{- toJson (list "") }}
+{{- end }}
+{{- end }}
+
+{{/*
+The manager's rules on TaskDownloads and what it publishes: the same as config/rbac/role.yaml, which
+controller-gen writes from the controller's markers (a test keeps the two equal).
+*/}}
+{{- define "taskdownload-operator.managerRules" -}}
+- apiGroups:
+  - ""
+  resources:
+  - configmaps
+  - secrets
+  verbs:
+  - create
+  - delete
+  - get
+  - list
+  - patch
+  - watch
+- apiGroups:
+  - downloads.pixxel.space
+  resources:
+  - taskdownloads
+  verbs:
+  - get
+  - list
+  - watch
+- apiGroups:
+  - downloads.pixxel.space
+  resources:
+  - taskdownloads/status
+  verbs:
+  - get
+  - patch
+- apiGroups:
+  - events.k8s.io
+  resources:
+  - events
+  verbs:
+  - create
+{{- end }}
+
+{{/*
+The scheduling-gate controller's rules on pods, granted only with operator.schedulingGates.
+*/}}
+{{- define "taskdownload-operator.schedulingGatesRules" -}}
+- apiGroups:
+  - ""
+  resources:
+  - pods
+  verbs:
+  - get
+  - list
+  - watch
+  - patch
+{{- end }}
+
+{{/*
+Non-empty when the chart makes the ServiceMonitor's scraper identity itself: a ServiceAccount bound to
+metrics-reader and a token Secret for it, because no existing Secret is named.
+*/}}
+{{- define "taskdownload-operator.createsScraper" -}}
+{{- with .Values.prometheus.serviceMonitor }}
+{{- if and .enabled $.Values.metrics.enabled $.Values.metrics.secure (not .bearerTokenSecret.name) }}true{{ end }}
+{{- end }}
+{{- end }}
