@@ -4,10 +4,12 @@ import (
 	"context"
 	"math/rand/v2"
 
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
@@ -26,12 +28,20 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 	if st.PendingSince != nil && s.inputsHandled() {
 		waitingSince = st.PendingSince
 	}
-	s.obs.requested, s.obs.requestedAt, s.obs.inputs = true, s.requestedAt(), inputs
-
 	s.log.V(1).Info("Requesting download package")
-	d, err := r.Pixxel.RequestDownload(ctx, s.apiKey, pixxel.Task{
+	// The key's budget opens a breaker on 401/403; a new Secret version closes it at once.
+	d, err := r.Pixxel.RequestDownload(budget.WithSecretVersion(ctx, s.secretVersion), s.apiKey, pixxel.Task{
 		WorkflowID: string(s.td.Spec.WorkflowID), JobID: string(s.td.Spec.JobID), TaskID: string(s.td.Spec.TaskID),
 	})
+	// A call the key's budget deferred was not made: nothing was learned, so an object whose status
+	// already describes these inputs waits for its turn without a status write or event. A new object
+	// or new inputs still get a RateLimited condition, so that status never claims what was not done.
+	if after, deferred := budget.Deferred(err); deferred && s.inputsHandled() &&
+		apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil {
+		s.log.V(1).Info("Call deferred by the API key's budget", "retryAfter", after)
+		return ctrl.Result{RequeueAfter: after}, nil
+	}
+	s.obs.requested, s.obs.requestedAt, s.obs.inputs = true, s.requestedAt(), inputs
 	if err != nil {
 		f := classify(err)
 		f.message = conditionMessage(printable(f.message, s.apiKey))

@@ -54,7 +54,7 @@ func TestPrometheusRules(t *testing.T) {
 	g.Expect(alerts).To(HaveKey("TaskDownloadURLExpiringSoon"))
 	g.Expect(alerts["TaskDownloadURLExpiringSoon"]["expr"]).To(ContainSubstring("time() < 600"))
 	g.Expect(alerts).To(HaveKey("TaskDownloadAPIErrors"))
-	g.Expect(alerts["TaskDownloadAPIErrors"]["expr"]).To(ContainSubstring(`outcome="error"`))
+	g.Expect(alerts["TaskDownloadAPIErrors"]["expr"]).To(ContainSubstring(`code!~"2.."`))
 	g.Expect(alerts).To(HaveLen(3))
 }
 

@@ -195,7 +195,7 @@ func checkChart(t *testing.T, tgz, version, appVersion, repo string) {
 	g.Expect(values.Manager.Image.Repository).To(Equal(repo))
 
 	helm := filepath.Join(envtestutil.RepoRoot(), "bin", "helm")
-	out, err := exec.Command(helm, "template", "taskdownload-operator", tgz, "--namespace", "ops").Output()
+	out, err := exec.Command(helm, "template", "taskdownload-operator", tgz, "--namespace", "ops", "--kube-version", "1.37.2").Output()
 	if exitErr, ok := errors.AsType[*exec.ExitError](err); ok {
 		t.Fatalf("helm template %s: %v\n%s", tgz, err, exitErr.Stderr)
 	}
