@@ -49,12 +49,6 @@ type Download struct {
 	SignedURL  string `json:"signed_url"`
 }
 
-// RateLimiter holds back requests to share the platform's rate limit; client-go's flowcontrol
-// token bucket satisfies it.
-type RateLimiter interface {
-	Wait(ctx context.Context) error
-}
-
 // Budget shares the platform's rate limit among the calls made with one API key (internal/budget).
 type Budget interface {
 	// Admit returns once a call with apiKey to apiURL may be made, and a function to report the error
@@ -68,7 +62,6 @@ type Client struct {
 	httpClient *http.Client
 	timeout    time.Duration
 	userAgent  string
-	limiter    RateLimiter
 	budget     Budget
 	now        func() time.Time
 }
@@ -85,9 +78,6 @@ func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = 
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
-
-// WithRateLimiter makes every request wait for the limiter first.
-func WithRateLimiter(l RateLimiter) Option { return func(c *Client) { c.limiter = l } }
 
 // WithBudget makes every request ask b first, and tell it the outcome.
 func WithBudget(b Budget) Option { return func(c *Client) { c.budget = b } }
@@ -200,11 +190,6 @@ func (c *Client) RequestDownload(ctx context.Context, apiKey string, task Task) 
 }
 
 func (c *Client) requestDownload(ctx context.Context, apiKey string, task Task) (*Download, error) {
-	if c.limiter != nil {
-		if err := c.limiter.Wait(ctx); err != nil {
-			return nil, fmt.Errorf("waiting for the client-side rate limit: %w", err)
-		}
-	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 
