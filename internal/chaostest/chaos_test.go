@@ -13,7 +13,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -145,27 +144,17 @@ func newNamespace(t *testing.T) string {
 
 func createTaskDownloads(t *testing.T, ns string, n int) {
 	t.Helper()
-	NewWithT(t).Expect(load.Run(n, 16, func(i int) error {
-		return k8s.Create(context.Background(), load.TaskDownload(ns, ns, i))
-	})).To(Succeed())
+	NewWithT(t).Expect(load.Create(context.Background(), k8s, ns, n)).To(Succeed())
 }
 
 // countBy lists the namespace's TaskDownloads and counts those that pass.
 func countBy(g Gomega, ns string, pass func(*downloadsv1alpha1.TaskDownload) bool) int {
-	var list downloadsv1alpha1.TaskDownloadList
-	g.Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
-	n := 0
-	for i := range list.Items {
-		if pass(&list.Items[i]) {
-			n++
-		}
-	}
+	n, err := load.Count(context.Background(), k8s, ns, pass)
+	g.Expect(err).NotTo(HaveOccurred())
 	return n
 }
 
-func isReady(td *downloadsv1alpha1.TaskDownload) bool {
-	return apimeta.IsStatusConditionTrue(td.Status.Conditions, downloadsv1alpha1.ConditionReady)
-}
+var isReady = load.IsReady
 
 func waitAllReady(t *testing.T, ns string, n int, timeout time.Duration) {
 	t.Helper()

@@ -3,10 +3,13 @@
 package load
 
 import (
+	"context"
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
@@ -38,4 +41,29 @@ func TaskDownload(ns, workflowID string, i int) *downloadsv1alpha1.TaskDownload 
 			Target:          &downloadsv1alpha1.Target{},
 		},
 	}
+}
+
+// Create creates n numbered TaskDownloads in ns (workflow ID ns) from 16 concurrent clients.
+func Create(ctx context.Context, c client.Client, ns string, n int) error {
+	return Run(n, 16, func(i int) error { return c.Create(ctx, TaskDownload(ns, ns, i)) })
+}
+
+// Count lists the namespace's TaskDownloads and counts those that pass.
+func Count(ctx context.Context, c client.Reader, ns string, pass func(*downloadsv1alpha1.TaskDownload) bool) (int, error) {
+	var list downloadsv1alpha1.TaskDownloadList
+	if err := c.List(ctx, &list, client.InNamespace(ns)); err != nil {
+		return 0, err
+	}
+	n := 0
+	for i := range list.Items {
+		if pass(&list.Items[i]) {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// IsReady reports whether the TaskDownload's Ready condition is True.
+func IsReady(td *downloadsv1alpha1.TaskDownload) bool {
+	return apimeta.IsStatusConditionTrue(td.Status.Conditions, downloadsv1alpha1.ConditionReady)
 }
