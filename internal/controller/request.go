@@ -29,6 +29,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		waitingSince = st.PendingSince
 	}
 	s.log.V(1).Info("Requesting download package")
+	calledAt := r.Clock.Now()
 	// The key's budget opens a breaker on 401/403; a new Secret version closes it at once.
 	d, err := r.Pixxel.RequestDownload(budget.WithSecretVersion(ctx, s.secretVersion), s.apiKey, pixxel.Task{
 		WorkflowID: string(s.td.Spec.WorkflowID), JobID: string(s.td.Spec.JobID), TaskID: string(s.td.Spec.TaskID),
@@ -65,7 +66,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		s.obs.pending, s.obs.pendingSince = true, waitingSince
 		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
 		s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
-		return ctrl.Result{RequeueAfter: delay}, nil
+		return ctrl.Result{RequeueAfter: afterCall(delay, r.Clock.Since(calledAt))}, nil
 	}
 	s.obs.signedURL = d.SignedURL
 	return ctrl.Result{}, nil

@@ -86,6 +86,22 @@ func TestPendingScheduleNoticesReadinessWithinTenPercent(t *testing.T) {
 	}
 }
 
+// Polls start a delay apart: the call's own time is taken off the wait after its answer, but a slow
+// answer still leaves half a delay before the next call.
+func TestAfterCall(t *testing.T) {
+	for _, tc := range []struct {
+		delay, took, want time.Duration
+	}{
+		{100 * time.Millisecond, 0, 100 * time.Millisecond},
+		{100 * time.Millisecond, 30 * time.Millisecond, 70 * time.Millisecond},
+		{100 * time.Millisecond, 50 * time.Millisecond, 50 * time.Millisecond},
+		{100 * time.Millisecond, 2 * time.Second, 50 * time.Millisecond},
+		{10 * time.Second, 2 * time.Second, 8 * time.Second},
+	} {
+		NewWithT(t).Expect(afterCall(tc.delay, tc.took)).To(Equal(tc.want), "delay %s, call took %s", tc.delay, tc.took)
+	}
+}
+
 func TestWakeUp(t *testing.T) {
 	now := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	at := func(d time.Duration) *time.Time { x := now.Add(d); return &x }
