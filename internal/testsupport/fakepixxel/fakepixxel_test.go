@@ -73,9 +73,20 @@ func TestReadyAfterCountsFromTheFirstCall(t *testing.T) {
 	if _, status, _ := call(t, s, a, "k"); status != "pending" {
 		t.Fatalf("a at 5.999s: %q, want pending", status)
 	}
+	if _, ok := s.FirstReady(a); ok {
+		t.Fatal("FirstReady before a ready answer")
+	}
 	clock.add(time.Millisecond)
+	readyAt := clock.now()
 	if _, status, _ := call(t, s, a, "k"); status != "ready" {
 		t.Fatalf("a at 6s: %q, want ready", status)
+	}
+	clock.add(time.Second)
+	if _, status, _ := call(t, s, a, "k"); status != "ready" {
+		t.Fatalf("a at 7s: %q, want ready", status)
+	}
+	if at, ok := s.FirstReady(a); !ok || !at.Equal(readyAt) {
+		t.Fatalf("FirstReady(a) = %v, %v; want the first ready answer's time %v", at, ok, readyAt)
 	}
 	if _, status, _ := call(t, s, b, "k"); status != "pending" {
 		t.Fatalf("b 1s after its first call: %q, want pending", status)

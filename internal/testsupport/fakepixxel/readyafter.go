@@ -17,3 +17,12 @@ func (s *Server) FirstCall(t Task) (time.Time, bool) {
 	first, ok := s.firstCall[t]
 	return first, ok
 }
+
+// FirstReady returns when a task's first ready answer was sent (after the server's latency), and
+// false if it has had none since New or its last Script.
+func (s *Server) FirstReady(t Task) (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	at, ok := s.firstReady[t]
+	return at, ok
+}

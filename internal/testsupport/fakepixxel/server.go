@@ -87,6 +87,7 @@ type Server struct {
 	defaultPending int
 	readyAfter     time.Duration
 	firstCall      map[Task]time.Time
+	firstReady     map[Task]time.Time
 	urlTTL         time.Duration
 	now            func() time.Time
 	scripts        map[Task][]Response
@@ -111,6 +112,7 @@ func New() *Server {
 		scripts:        map[Task][]Response{},
 		calls:          map[Task]int{},
 		firstCall:      map[Task]time.Time{},
+		firstReady:     map[Task]time.Time{},
 		faultedCalls:   map[Task]int{},
 		keepRequests:   true,
 	}
@@ -150,6 +152,7 @@ func (s *Server) Script(t Task, responses ...Response) {
 	s.scripts[t] = responses
 	s.calls[t] = 0
 	delete(s.firstCall, t)
+	delete(s.firstReady, t)
 	s.faultedCalls[t] = 0
 }
 
@@ -266,6 +269,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		a := Answer{ID: task.TaskID, JobID: task.JobID, WorkflowID: task.WorkflowID, Status: resp.Status, SignedURL: resp.SignedURL}
 		if resp.Answer != nil {
 			resp.Answer(&a)
+		}
+		if a.Status == "ready" {
+			s.mu.Lock()
+			if _, ok := s.firstReady[task]; !ok {
+				s.firstReady[task] = s.now()
+			}
+			s.mu.Unlock()
 		}
 		writeJSON(w, status, a)
 	}
