@@ -10,6 +10,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
@@ -53,6 +54,10 @@ func stalledFailure(reason, format string, args ...any) *failure {
 // that decides which answers stall, which wait and which back off. The message is the client's text,
 // which never carries the API key.
 func classify(err error) *failure {
+	if d, ok := errors.AsType[*budget.DeferredError](err); ok {
+		return &failure{reason: downloadsv1alpha1.ReasonRateLimited, message: deferredMessage(d), retry: retryAfter,
+			delay: d.APIError.RetryAfter, keepReady: true}
+	}
 	if apiErr, ok := errors.AsType[*pixxel.Error](err); ok {
 		return classifyStatus(apiErr)
 	}
@@ -92,6 +97,18 @@ func classifyStatus(e *pixxel.Error) *failure {
 		// Other 4xx answers are not documented; treat them as the server being unable to serve us now.
 		return &failure{reason: downloadsv1alpha1.ReasonAPIUnavailable, message: msg, retry: retryBackoff}
 	}
+}
+
+// deferredMessage says why the key's budget put a call off. No call was made, so it must not read as
+// the platform's answer to this object. It names no time, so that status does not change while the
+// object waits for its turn.
+func deferredMessage(d *budget.DeferredError) string {
+	if d.Reason == budget.DeferredPaused {
+		return "No call made: the platform answered another call with this API key with 429 and asked to wait (" +
+			apiErrorMessage(d.APIError) + "); every object using the key waits"
+	}
+	return "No call made yet: calls with this API key are spread out to stay within the platform's rate limit; " +
+		"the call is made at the key's next turn"
 }
 
 // apiErrorMessage is the condition message for an API error: the HTTP status and the API's own code,

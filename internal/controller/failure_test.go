@@ -12,6 +12,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 )
 
@@ -39,6 +40,8 @@ func TestClassify(t *testing.T) {
 		{"invalid answer", &pixxel.InvalidResponseError{Reason: "x"}, v1.ReasonInvalidResponse, retryBackoff, 0, false, false},
 		{"oversized answer", &pixxel.BodyTooLargeError{Limit: 1}, v1.ReasonInvalidResponse, retryBackoff, 0, false, false},
 		{"wrapped", fmt.Errorf("outer: %w", &pixxel.Error{StatusCode: 403}), v1.ReasonForbidden, retrySlow, 0, true, false},
+		{"deferred by the key's budget", &budget.DeferredError{Reason: budget.DeferredBudget, APIError: &pixxel.Error{StatusCode: 429, RetryAfter: 2 * time.Second}}, v1.ReasonRateLimited, retryAfter, 2 * time.Second, false, true},
+		{"paused by another call's Retry-After", &budget.DeferredError{Reason: budget.DeferredPaused, APIError: &pixxel.Error{StatusCode: 429, RetryAfter: 3 * time.Second}}, v1.ReasonRateLimited, retryAfter, 3 * time.Second, false, true},
 		{"redirect to another origin", &pixxel.RedirectError{From: "https://a:443", To: "http://a:80"}, v1.ReasonAPIUnavailable, retryBackoff, 0, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +55,19 @@ func TestClassify(t *testing.T) {
 			g.Expect(f.message).NotTo(BeEmpty())
 		})
 	}
+}
+
+// A call the key's budget put off was not made: its condition must not read as the platform's answer.
+func TestDeferredCallsSayNoCallWasMade(t *testing.T) {
+	g := NewWithT(t)
+	spread := classify(&budget.DeferredError{Reason: budget.DeferredBudget, APIError: &pixxel.Error{StatusCode: 429, RetryAfter: time.Second}})
+	g.Expect(spread.message).To(HavePrefix("No call made yet"))
+	g.Expect(spread.message).NotTo(ContainSubstring("platform API answered"))
+	paused := classify(&budget.DeferredError{Reason: budget.DeferredPaused, APIError: &pixxel.Error{StatusCode: 429, Message: "slow down", RetryAfter: time.Second}})
+	g.Expect(paused.message).To(HavePrefix("No call made: the platform answered another call"))
+	g.Expect(paused.message).To(ContainSubstring("slow down"), "the platform's own words on the other call")
+	g.Expect(classify(&budget.DeferredError{Reason: budget.DeferredBudget, APIError: &pixxel.Error{StatusCode: 429, RetryAfter: 5 * time.Second}}).message).
+		To(Equal(spread.message), "the message names no time, so that status stays put while the object waits")
 }
 
 func TestAPIErrorMessageCarriesCodeMessageAndDetails(t *testing.T) {
