@@ -147,6 +147,11 @@ build-installer: manifests generate kustomize ## Write dist/install.yaml: every 
 	mkdir -p dist
 	hack/image/render-installer.sh "$(KUSTOMIZE)" "$(IMG)" > dist/install.yaml
 
+.PHONY: set-version
+set-version: ## Move the repository to VERSION=vX.Y.Z in one step: VERSION, the chart, config/manager and the READMEs' install commands.
+	@test "$(origin VERSION)" = "command line" || { echo "set-version: say which, e.g. make set-version VERSION=v0.2.0" >&2; exit 1; }
+	hack/set-version.sh "$(VERSION)"
+
 DIST ?= dist
 .PHONY: release
 release: manifests generate kustomize helm image-builder ## Write DIST (dist/): install.yaml, the chart package and the image layout (image/) of VERSION, images in REGISTRY.

@@ -52,12 +52,22 @@ func readRepoFile(t *testing.T, rel string) []byte {
 // TestVersionIsOneSource: VERSION names the release; the chart and the kustomize manifests must
 // default to that release's image, or a user installing from the repository runs another version.
 func TestVersionIsOneSource(t *testing.T) {
+	checkOneVersion(t, envtestutil.RepoRoot())
+}
+
+func checkOneVersion(t *testing.T, root string) string {
+	t.Helper()
 	g := NewWithT(t)
-	version := strings.TrimSpace(string(readRepoFile(t, "VERSION")))
+	read := func(rel string) []byte {
+		data, err := os.ReadFile(filepath.Join(root, rel))
+		g.Expect(err).NotTo(HaveOccurred())
+		return data
+	}
+	version := strings.TrimSpace(string(read("VERSION")))
 	g.Expect(version).To(MatchRegexp(`^v\d+\.\d+\.\d+(-[0-9A-Za-z.-]+)?$`))
 
 	var chart chartMeta
-	g.Expect(yaml.Unmarshal(readRepoFile(t, "dist/chart/Chart.yaml"), &chart)).To(Succeed())
+	g.Expect(yaml.Unmarshal(read("dist/chart/Chart.yaml"), &chart)).To(Succeed())
 	g.Expect(chart.AppVersion).To(Equal(version), "dist/chart/Chart.yaml appVersion")
 	g.Expect(chart.Version).To(Equal(strings.TrimPrefix(version, "v")), "dist/chart/Chart.yaml version")
 
@@ -66,8 +76,53 @@ func TestVersionIsOneSource(t *testing.T) {
 	g.Expect(values.Manager.Image.Repository).To(Equal(defaultRepo))
 	g.Expect(values.Manager.Image.Tag).To(BeEmpty(), "the tag follows appVersion unless a user sets it")
 
-	g.Expect(deploymentImage(t, decode(t, readRepoFile(t, "config/manager/manager.yaml")))).To(
+	g.Expect(deploymentImage(t, decode(t, read("config/manager/manager.yaml")))).To(
 		Equal(defaultRepo+":"+version), "config/manager/manager.yaml")
+	for _, readme := range []string{"README.md", "dist/chart/README.md"} {
+		g.Expect(string(read(readme))).To(ContainSubstring("taskdownload-operator-"+strings.TrimPrefix(version, "v")+".tgz"),
+			"%s installs this version's chart", readme)
+	}
+	return version
+}
+
+// make set-version moves every place that names the version at once, and a bad version changes
+// nothing. It runs on a copy of the files it edits.
+func TestSetVersion(t *testing.T) {
+	g := NewWithT(t)
+	root := t.TempDir()
+	files := []string{"VERSION", "dist/chart/Chart.yaml", "config/manager/manager.yaml", "README.md", "dist/chart/README.md"}
+	for _, rel := range files {
+		g.Expect(os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755)).To(Succeed())
+		g.Expect(os.WriteFile(filepath.Join(root, rel), readRepoFile(t, rel), 0o644)).To(Succeed())
+	}
+	script := filepath.Join(envtestutil.RepoRoot(), "hack", "set-version.sh")
+	run := func(version string) (string, error) {
+		out, err := exec.Command(script, version, root).CombinedOutput()
+		return string(out), err
+	}
+
+	out, err := run("v9.8.7-rc.1")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(checkOneVersion(t, root)).To(Equal("v9.8.7-rc.1"))
+	g.Expect(string(must(os.ReadFile(filepath.Join(root, "README.md"))))).To(ContainSubstring("make release VERSION=v9.8.7-rc.1"))
+
+	before := map[string]string{}
+	for _, rel := range files {
+		before[rel] = string(must(os.ReadFile(filepath.Join(root, rel))))
+	}
+	out, err = run("9.9")
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("VERSION=9.9 is not a semantic version"))
+	for _, rel := range files {
+		g.Expect(string(must(os.ReadFile(filepath.Join(root, rel))))).To(Equal(before[rel]), "%s after a rejected version", rel)
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
 }
 
 func managerImage(g Gomega, dep *appsv1.Deployment) string {
