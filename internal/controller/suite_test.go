@@ -24,6 +24,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
 )
 
 const (
@@ -36,7 +37,7 @@ var (
 	cfg       *rest.Config
 	k8s       client.Client
 	fake      *fakepixxel.Server
-	logBuffer = &syncBuffer{}
+	logBuffer = &managertest.LogBuffer{}
 	nsCounter atomic.Int64
 	// testClock is the operator's clock: real time plus an offset tests can move forward.
 	testClock = &offsetClock{}
@@ -109,25 +110,7 @@ var (
 )
 
 // startManager starts the operator and waits for its cache; the returned function stops it.
-func startManager() (func(), error) {
-	mgr, err := manager.New(cfg, managerOptions)
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		cancel()
-		return nil, fmt.Errorf("manager cache did not sync")
-	}
-	return func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}, nil
-}
+func startManager() (func(), error) { return managertest.Start(cfg, managerOptions) }
 
 // restartManager stops the operator and starts a new one, as a pod restart would: nothing but what
 // the cluster holds survives.

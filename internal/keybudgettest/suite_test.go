@@ -1,12 +1,10 @@
 package keybudgettest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -25,6 +23,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
 )
 
 const (
@@ -36,7 +35,7 @@ const (
 )
 
 var (
-	logs      = &logBuffer{}
+	logs      = &managertest.LogBuffer{}
 	k8s       client.Client
 	fake      *fakepixxel.Server
 	nsCounter atomic.Int64
@@ -67,29 +66,17 @@ func run(m *testing.M) int {
 	o.APIURL = fake.URL
 	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
-	mgr, err := manager.New(envtestutil.Unthrottled(cfg), o)
+	k8s, err = client.New(envtestutil.Unthrottled(cfg), client.Options{Scheme: manager.NewScheme()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	k8s, err = client.New(envtestutil.Unthrottled(cfg), client.Options{Scheme: mgr.GetScheme()})
+	stop, err := managertest.Start(envtestutil.Unthrottled(cfg), o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "manager cache did not sync")
-		return 1
-	}
+	defer stop()
 	code := m.Run()
 	for _, key := range []string{keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed} {
 		if strings.Contains(logs.String(), key) {
@@ -108,19 +95,6 @@ const (
 	keyRevoked = "pk_revoked_77ab02"
 	keyRenewed = "pk_renewed_c4d1e9"
 )
-
-// logBuffer collects the manager's logs.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-func (b *logBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return b.buf.String() }
 
 // callsWith returns when the fake received each call made with apiKey, oldest first.
 func callsWith(apiKey string) []time.Time {

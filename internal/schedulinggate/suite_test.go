@@ -23,6 +23,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
 )
 
 const (
@@ -81,23 +82,12 @@ func run(m *testing.M) int {
 	o.WatchNamespaces = watched
 	o.EnableSchedulingGates = true
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
-	mgr, err := manager.New(cfg, o)
+	stop, err := managertest.Start(cfg, o)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
-	if !mgr.GetCache().WaitForCacheSync(ctx) {
-		fmt.Fprintln(os.Stderr, "manager cache did not sync")
-		return 1
-	}
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "manager:", err)
-		}
-	}()
+	defer stop()
 	return m.Run()
 }
 
