@@ -244,12 +244,10 @@ func run(c config, managerBin, work string) (Result, error) {
 	floorAPI := apiFloor(c)
 	logf("floor: kubernetes %.2fs, platform %.2fs", floorKube.Seconds(), floorAPI.Seconds())
 	logf("measuring the same-work floor: %d TaskDownloads created, status patched twice, ConfigMap created", c.n)
-	cpuFloorStart := cpuNow()
-	floorSame, err := sameWorkFloor(ctx, cl.k8s, c)
+	floorSame, floorCPU, err := sameWorkFloor(ctx, cl.k8s, c)
 	if err != nil {
 		return Result{}, err
 	}
-	floorCPU := cpuNow().since(cpuFloorStart)
 	logf("same-work floor: %.2fs; CPU seconds %v", floorSame.Seconds(), floorCPU)
 
 	if err := cl.namespaceWithKey(ctx, benchNS, "bench-key"); err != nil {

@@ -66,7 +66,8 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		s.obs.pending, s.obs.pendingSince = true, waitingSince
 		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
 		s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
-		return ctrl.Result{RequeueAfter: afterCall(delay, r.Clock.Since(calledAt))}, nil
+		s.polled, s.pollDelay = calledAt, delay
+		return ctrl.Result{RequeueAfter: delay}, nil
 	}
 	s.obs.signedURL = d.SignedURL
 	return ctrl.Result{}, nil

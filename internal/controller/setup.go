@@ -25,6 +25,19 @@ import (
 // secretNameIndex indexes TaskDownloads by the name of their API-key Secret.
 const secretNameIndex = "spec.apiKeySecretRef.name"
 
+// publishedForIndex indexes the ConfigMaps and Secrets the operator published by the TaskDownload they
+// were published for (their LabelTaskDownload label), so that finding one object's targets does not
+// scan every published object in its namespace: with 10,000 TaskDownloads in one namespace, a label
+// selector on the cache checks 10,000 objects on every publish.
+const publishedForIndex = "metadata.labels.taskdownload"
+
+func publishedFor(o client.Object) []string {
+	if name := o.GetLabels()[downloadsv1alpha1.LabelTaskDownload]; name != "" {
+		return []string{name}
+	}
+	return nil
+}
+
 // ManagedObjectsSelector selects the ConfigMaps and Secrets the operator publishes to. Give it to the
 // manager's cache (see ManagerCacheOptions) so that only those are cached.
 func ManagedObjectsSelector() cache.ByObject {
@@ -76,6 +89,11 @@ func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOp
 			return []string{o.(*downloadsv1alpha1.TaskDownload).Spec.APIKeySecretRef.Name}
 		}); err != nil {
 		return fmt.Errorf("indexing TaskDownloads by Secret: %w", err)
+	}
+	for _, obj := range []client.Object{&corev1.ConfigMap{}, &corev1.Secret{}} {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), obj, publishedForIndex, publishedFor); err != nil {
+			return fmt.Errorf("indexing published objects: %w", err)
+		}
 	}
 
 	secretMeta, err := cache.New(mgr.GetConfig(), cache.Options{

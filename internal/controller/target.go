@@ -190,7 +190,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 // spec.target changed or was removed).
 func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
 	kind, key, hasTarget := targetKey(td)
-	sel := client.MatchingLabels{downloadsv1alpha1.LabelManagedBy: downloadsv1alpha1.ManagedByValue, downloadsv1alpha1.LabelTaskDownload: td.Name}
+	sel := client.MatchingFields{publishedForIndex: td.Name}
 	for _, list := range []struct {
 		kind downloadsv1alpha1.TargetKind
 		list client.ObjectList

@@ -165,7 +165,12 @@ func (r *TaskDownloadReconciler) summarizeAndPatch(ctx context.Context, s *scope
 	if next.ExpiresAt != nil {
 		expires = &next.ExpiresAt.Time
 	}
-	return wakeUp(result, expires, s.now, r.PollInterval), err
+	result = wakeUp(result, expires, s.now, r.PollInterval)
+	if s.pollDelay > 0 && result.RequeueAfter == s.pollDelay {
+		// The next poll is due a delay after this one's call, not after this reconcile's end.
+		result.RequeueAfter = afterCall(s.pollDelay, r.Clock.Since(s.polled))
+	}
+	return result, err
 }
 
 // soonest merges two steps' results: the earlier of their requeue times, zero meaning none.
