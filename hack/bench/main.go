@@ -295,6 +295,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	readyCPU := cpuNow().since(cpuBefore)
 	logf("CPU seconds while getting Ready: %v", readyCPU)
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
+	compareFloorWrites(ctx, cl.k8s)
 	if err := gated.report(ctx, mgr.exited, c.out); err != nil {
 		return Result{}, err
 	}
