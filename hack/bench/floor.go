@@ -8,6 +8,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -142,22 +143,37 @@ func floorWrites(td *downloadsv1alpha1.TaskDownload, now time.Time) (pending, re
 	return pending, ready, cm
 }
 
-// deleteAll deletes the floor's TaskDownloads before the manager starts (it would reconcile them). A
-// collection delete of 10,000 custom resources can outlast the API server's request timeout while the
-// server goes on deleting; then wait until none is left.
+// deleteAll deletes the floor's TaskDownloads and ConfigMaps before the manager starts: it would
+// reconcile the TaskDownloads, and cache the ConfigMaps (they carry its label) and reconcile their
+// owners; envtest has no garbage collector to delete them with their owners. A collection delete of
+// 10,000 objects can outlast the API server's request timeout while the server goes on deleting;
+// then wait until none is left.
 func deleteAll(ctx context.Context, k8s client.Client, ns string) error {
-	err := k8s.DeleteAllOf(ctx, &downloadsv1alpha1.TaskDownload{}, client.InNamespace(ns))
-	if err == nil || !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
-		return err
-	}
-	logf("deleting the same-work floor's TaskDownloads takes longer than a request may; waiting")
-	return wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
-		var left downloadsv1alpha1.TaskDownloadList
-		if err := k8s.List(ctx, &left, client.InNamespace(ns), client.Limit(1)); err != nil {
-			return false, nil //nolint:nilerr // a busy server: ask again
+	for _, kind := range []struct {
+		obj  client.Object
+		list client.ObjectList
+	}{
+		{&downloadsv1alpha1.TaskDownload{}, &downloadsv1alpha1.TaskDownloadList{}},
+		{&corev1.ConfigMap{}, &corev1.ConfigMapList{}},
+	} {
+		err := k8s.DeleteAllOf(ctx, kind.obj, client.InNamespace(ns))
+		if err == nil {
+			continue
 		}
-		return len(left.Items) == 0, nil
-	})
+		if !apierrors.IsTimeout(err) && !apierrors.IsServerTimeout(err) {
+			return err
+		}
+		logf("deleting the same-work floor's %T takes longer than a request may; waiting", kind.obj)
+		if err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+			if err := k8s.List(ctx, kind.list, client.InNamespace(ns), client.Limit(1)); err != nil {
+				return false, nil //nolint:nilerr // a busy server: ask again
+			}
+			return meta.LenList(kind.list) == 0, nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // compareFloorWrites logs the size of what the operator wrote for one object next to what the
