@@ -12,32 +12,40 @@ if [[ ! $version =~ ^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Z
 	echo "set-version: VERSION=$version is not a semantic version such as v0.2.0" >&2
 	exit 1
 fi
+for f in VERSION dist/chart/Chart.yaml config/manager/manager.yaml README.md dist/chart/README.md; do
+	[[ -f $root/$f ]] || { echo "set-version: $root/$f is missing" >&2; exit 1; }
+done
 old=$(tr -d '[:space:]' <"$root/VERSION")
 if [[ $old == "$version" ]]; then
 	echo "set-version: already $version"
 	exit 0
 fi
+old_chart=${old#v} chart=${version#v}
 repo=ghcr.io/pixxel-space/taskdownload-operator
 
-# Every file is checked before any is written, so that a failure leaves the repository as it was.
-files=(VERSION dist/chart/Chart.yaml config/manager/manager.yaml README.md dist/chart/README.md)
-for f in "${files[@]}"; do
-	[[ -f $root/$f ]] || { echo "set-version: $root/$f is missing" >&2; exit 1; }
-done
-grep -q "image: $repo:$old\$" "$root/config/manager/manager.yaml" ||
-	{ echo "set-version: config/manager/manager.yaml does not name $repo:$old" >&2; exit 1; }
+# Every place is checked before any file is written, so that a failure leaves the repository as it was.
+need() { # FILE TEXT: FILE must hold TEXT, which set-version rewrites
+	grep -qF -- "$2" "$root/$1" || { echo "set-version: $1 does not hold '$2'; nothing changed" >&2; exit 1; }
+}
+need dist/chart/Chart.yaml "version: $old_chart"
+need dist/chart/Chart.yaml "appVersion: \"$old\""
+need config/manager/manager.yaml "image: $repo:$old"
+need README.md "taskdownload-operator-$old_chart.tgz"
+need README.md "make release VERSION=$old\`"
+need dist/chart/README.md "taskdownload-operator-$old_chart.tgz"
 
-# sed patterns: escape the dots of the old versions.
-old_re=${old//./\\.} old_chart_re=${old_re#v}
+# sed patterns (POSIX basic expressions, GNU and BSD sed alike): the old versions, dots escaped.
+old_re=${old//./\\.} old_chart_re=${old_chart//./\\.}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 printf '%s\n' "$version" >"$tmp/VERSION"
-sed -e "s/^version: .*/version: ${version#v}/" -e "s/^appVersion: .*/appVersion: \"$version\"/" \
+sed -e "s/^version: $old_chart_re\$/version: $chart/" -e "s/^appVersion: \"$old_re\"\$/appVersion: \"$version\"/" \
 	"$root/dist/chart/Chart.yaml" >"$tmp/Chart.yaml"
 sed "s|image: $repo:$old_re\$|image: $repo:$version|" "$root/config/manager/manager.yaml" >"$tmp/manager.yaml"
 for readme in README.md dist/chart/README.md; do
-	sed -e "s/taskdownload-operator-$old_chart_re\.tgz/taskdownload-operator-${version#v}.tgz/g" \
-		-e "s/VERSION=$old_re\b/VERSION=$version/g" "$root/$readme" >"$tmp/$(echo "$readme" | tr / _)"
+	sed -e "s/taskdownload-operator-$old_chart_re\.tgz/taskdownload-operator-$chart.tgz/g" \
+		-e "s/make release VERSION=$old_re\`/make release VERSION=$version\`/g" \
+		"$root/$readme" >"$tmp/$(echo "$readme" | tr / _)"
 done
 cp "$tmp/VERSION" "$root/VERSION"
 cp "$tmp/Chart.yaml" "$root/dist/chart/Chart.yaml"

@@ -100,12 +100,12 @@ func classifyStatus(e *pixxel.Error) *failure {
 }
 
 // deferredMessage says why the key's budget put a call off. No call was made, so it must not read as
-// the platform's answer to this object. It names no time, so that status does not change while the
-// object waits for its turn.
+// the platform's answer to this object, nor quote the answer another object got (whose text may name
+// another team's task). It names no time, so that status does not change while the object waits.
 func deferredMessage(d *budget.DeferredError) string {
 	if d.Reason == budget.DeferredPaused {
-		return "No call made: the platform answered another call with this API key with 429 and asked to wait (" +
-			apiErrorMessage(d.APIError) + "); every object using the key waits"
+		return "No call made: the platform answered another call with this API key 429 and asked to wait; " +
+			"every object using the key waits until then"
 	}
 	return "No call made yet: calls with this API key are spread out to stay within the platform's rate limit; " +
 		"the call is made at the key's next turn"

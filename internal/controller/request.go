@@ -3,9 +3,13 @@ package controller
 import (
 	"context"
 	"math/rand/v2"
+	"net/http/httptrace"
+	"sync/atomic"
+	"time"
 
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
@@ -29,20 +33,24 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		waitingSince = st.PendingSince
 	}
 	s.log.V(1).Info("Requesting download package")
-	calledAt := r.Clock.Now()
 	// The key's budget opens a breaker on 401/403; a new Secret version closes it at once.
-	d, err := r.Pixxel.RequestDownload(budget.WithSecretVersion(ctx, s.secretVersion), s.apiKey, pixxel.Task{
+	ctx, sentAt := traceSend(budget.WithSecretVersion(ctx, s.secretVersion), r.Clock)
+	d, err := r.Pixxel.RequestDownload(ctx, s.apiKey, pixxel.Task{
 		WorkflowID: string(s.td.Spec.WorkflowID), JobID: string(s.td.Spec.JobID), TaskID: string(s.td.Spec.TaskID),
 	})
 	// A call the key's budget deferred was not made: nothing was learned, so an object whose status
 	// already describes these inputs waits for its turn without a status write or event. A new object
 	// or new inputs still get a RateLimited condition, so that status never claims what was not done.
-	if after, deferred := budget.Deferred(err); deferred && s.inputsHandled() &&
+	after, deferred := budget.Deferred(err)
+	if deferred && s.inputsHandled() &&
 		apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil {
 		s.log.V(1).Info("Call deferred by the API key's budget", "retryAfter", after)
 		return ctrl.Result{RequeueAfter: after}, nil
 	}
-	s.obs.requested, s.obs.requestedAt, s.obs.inputs = true, s.requestedAt(), inputs
+	// A deferred call was not made: the inputs are not handled yet and no request time is recorded.
+	if !deferred {
+		s.obs.requested, s.obs.requestedAt, s.obs.inputs = true, s.requestedAt(), inputs
+	}
 	if err != nil {
 		f := classify(err)
 		f.message = conditionMessage(printable(f.message, s.apiKey))
@@ -66,9 +74,25 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		s.obs.pending, s.obs.pendingSince = true, waitingSince
 		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
 		s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
-		s.polled, s.pollDelay = calledAt, delay
+		s.polled, s.pollDelay = sentAt(), delay
 		return ctrl.Result{RequeueAfter: delay}, nil
 	}
 	s.obs.signedURL = d.SignedURL
 	return ctrl.Result{}, nil
+}
+
+// traceSend returns a context that records when the request made with it is sent, and a function that
+// returns that time once the call is over (now, if nothing was sent). Polls are spaced from that time:
+// not from before the key's budget admitted the call, which may wait up to a second for its turn.
+func traceSend(ctx context.Context, clk clock.PassiveClock) (context.Context, func() time.Time) {
+	var sent atomic.Int64
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { sent.CompareAndSwap(0, clk.Now().UnixNano()) },
+	})
+	return ctx, func() time.Time {
+		if ns := sent.Load(); ns != 0 {
+			return time.Unix(0, ns)
+		}
+		return clk.Now()
+	}
 }

@@ -57,11 +57,11 @@ func pendingDelay(waited, poll, maxPoll time.Duration, u float64) time.Duration 
 	return min(max(d, poll), maxPoll)
 }
 
-// afterCall is how long after a reconcile that polled a pending package, and whose call and status
-// write took took, the next poll is made, so that polls start delay apart whatever the platform's and
-// the API server's latency: a package that becomes ready just after a poll is seen one delay later,
-// not one delay plus the call and the write. The reconcile's end and the next call are still at
-// least half a delay apart, so that a slow platform is not polled back to back.
+// afterCall is the requeue of a reconcile that polled a pending package, took after that poll's
+// request was sent: the next request goes out delay after the previous one whatever the platform's
+// and the API server's latency, so a package that becomes ready just after a poll is seen one delay
+// later, not one delay plus the call and the status write. The reconcile's end and the next call are
+// still at least half a delay apart, so that a slow platform is not polled back to back.
 func afterCall(delay, took time.Duration) time.Duration {
 	return max(delay-took, delay/2)
 }

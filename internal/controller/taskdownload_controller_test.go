@@ -46,8 +46,8 @@ func TestPendingThenReadyPublishesInStatus(t *testing.T) {
 		g.Expect(r.RawPath).To(Equal("/v0/workflows/" + task.WorkflowID + "/jobs/" + task.JobID + "/tasks/" + task.TaskID + "/download"))
 	}
 	g.Expect(pending.Status.PendingSince).NotTo(BeNil(), "kept in status, so that a restart does not start the wait over")
-	// Polls start --poll-interval apart as the operator makes them; the fake sees each a little after
-	// it is made (budget, connection, write), and that lag varies by a millisecond or so.
+	// Polls are sent --poll-interval apart (timed from when each request was written); the fake sees
+	// each when its handler starts, a little later, and that lag varies by a millisecond or so.
 	const sendJitter = 5 * time.Millisecond
 	reqs := requestsFor(task)
 	for i := 1; i < len(reqs); i++ {

@@ -32,8 +32,9 @@ import (
 type Options struct {
 	// APIURL is the platform API's base URL.
 	APIURL string
-	// PollInterval is the first delay while a package is pending; it doubles, with jitter, up to
-	// MaxPollInterval, which is also the retry delay for answers unlikely to change soon (401, 403, 404).
+	// PollInterval is the shortest delay between polls of a pending package, which are spaced by a
+	// tenth of the time waited so far, with jitter, up to MaxPollInterval; MaxPollInterval is also the
+	// retry delay for answers unlikely to change soon (401, 403, 404).
 	PollInterval    time.Duration
 	MaxPollInterval time.Duration
 	// RequestTimeout bounds one call to the platform API.

@@ -104,18 +104,32 @@ func TestSetVersion(t *testing.T) {
 	out, err := run("v9.8.7-rc.1")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(checkOneVersion(t, root)).To(Equal("v9.8.7-rc.1"))
-	g.Expect(string(must(os.ReadFile(filepath.Join(root, "README.md"))))).To(ContainSubstring("make release VERSION=v9.8.7-rc.1"))
+	readme := string(must(os.ReadFile(filepath.Join(root, "README.md"))))
+	g.Expect(readme).To(ContainSubstring("make release VERSION=v9.8.7-rc.1`"))
+	g.Expect(readme).To(ContainSubstring("make set-version VERSION=v0.2.0`"), "the example is not a place that names the version")
 
-	before := map[string]string{}
-	for _, rel := range files {
-		before[rel] = string(must(os.ReadFile(filepath.Join(root, rel))))
+	read := func() map[string]string {
+		contents := map[string]string{}
+		for _, rel := range files {
+			contents[rel] = string(must(os.ReadFile(filepath.Join(root, rel))))
+		}
+		return contents
 	}
+	before := read()
 	out, err = run("9.9")
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(out).To(ContainSubstring("VERSION=9.9 is not a semantic version"))
-	for _, rel := range files {
-		g.Expect(string(must(os.ReadFile(filepath.Join(root, rel))))).To(Equal(before[rel]), "%s after a rejected version", rel)
-	}
+	g.Expect(read()).To(Equal(before), "after a rejected version")
+
+	// A place that no longer names the version as expected (edited by hand) stops the whole change.
+	manifest := filepath.Join(root, "config/manager/manager.yaml")
+	g.Expect(os.WriteFile(manifest, []byte(strings.ReplaceAll(string(must(os.ReadFile(manifest))),
+		defaultRepo+":v9.8.7-rc.1", defaultRepo+":latest")), 0o644)).To(Succeed())
+	before = read()
+	out, err = run("v9.9.0")
+	g.Expect(err).To(HaveOccurred())
+	g.Expect(out).To(ContainSubstring("config/manager/manager.yaml does not hold"))
+	g.Expect(read()).To(Equal(before), "when one place does not match")
 }
 
 func must[T any](v T, err error) T {

@@ -25,7 +25,10 @@ func Start(cfg *rest.Config, o manager.Options) (stop func(), err error) {
 	go func() { done <- mgr.Start(ctx) }()
 	if !mgr.GetCache().WaitForCacheSync(ctx) {
 		cancel()
-		return nil, fmt.Errorf("manager cache did not sync: %w", <-done)
+		if err := <-done; err != nil {
+			return nil, fmt.Errorf("manager cache did not sync: %w", err)
+		}
+		return nil, fmt.Errorf("manager cache did not sync")
 	}
 	return func() {
 		cancel()
