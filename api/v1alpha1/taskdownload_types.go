@@ -212,6 +212,7 @@ type TaskDownloadStatus struct {
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the published URL expires (a date column would show future times as <invalid>)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.target) || size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters when spec.target is set: the target is labelled downloads.pixxel.space/taskdownload=<name>, and label values are limited to 63"
 
 // TaskDownload asks the platform for a signed URL to a finished task's outputs and publishes it,
 // replacing it before it expires.
