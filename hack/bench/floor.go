@@ -45,7 +45,7 @@ func kubeFloor(ctx context.Context, k8s client.Client, c config) (time.Duration,
 		if err := k8s.Create(ctx, cm); err != nil {
 			return err
 		}
-		for _, status := range []string{"pending-2", "ready"} {
+		for _, status := range []string{"pending-2", taskReady} {
 			cm.Data["STATUS"] = status
 			if err := k8s.Update(ctx, cm); err != nil {
 				return err
@@ -95,10 +95,14 @@ func sameWorkFloor(ctx context.Context, k8s client.Client, c config) (time.Durat
 	return elapsed, cpu, deleteAll(ctx, k8s, ns)
 }
 
+// taskReady is the platform's status of a ready package.
+const taskReady = "ready"
+
 // floorWrites returns what the operator writes for td, as internal/controller's summarize and publish
 // write it for a ConfigMap target with one pending answer: the pending status, the ready status and the
 // ConfigMap, with a signed URL as long as the fake's.
-func floorWrites(td *downloadsv1alpha1.TaskDownload, now time.Time) (pending, ready downloadsv1alpha1.TaskDownloadStatus, cm *corev1.ConfigMap) {
+func floorWrites(td *downloadsv1alpha1.TaskDownload, now time.Time) (
+	pending, ready downloadsv1alpha1.TaskDownloadStatus, cm *corev1.ConfigMap) {
 	stamp := metav1.NewTime(now)
 	task := downloadsv1alpha1.TaskRef{WorkflowID: string(td.Spec.WorkflowID), JobID: string(td.Spec.JobID),
 		TaskID: string(td.Spec.TaskID)}
@@ -119,7 +123,7 @@ func floorWrites(td *downloadsv1alpha1.TaskDownload, now time.Time) (pending, re
 		now, time.Hour)
 	expires := metav1.NewTime(now.Add(time.Hour).Truncate(time.Second))
 	ready = downloadsv1alpha1.TaskDownloadStatus{
-		ObservedGeneration: td.Generation, Phase: downloadsv1alpha1.PhaseReady, TaskStatus: "ready",
+		ObservedGeneration: td.Generation, Phase: downloadsv1alpha1.PhaseReady, TaskStatus: taskReady,
 		SignedURL: url, ExpiresAt: &expires, LastRequestTime: &stamp, PublishedTask: &task,
 		Conditions: []metav1.Condition{
 			condition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued,
@@ -134,7 +138,7 @@ func floorWrites(td *downloadsv1alpha1.TaskDownload, now time.Time) (pending, re
 				downloadsv1alpha1.GroupVersion.WithKind("TaskDownload"))},
 		},
 		Data: map[string]string{
-			downloadsv1alpha1.KeySignedURL: url, downloadsv1alpha1.KeyStatus: "ready",
+			downloadsv1alpha1.KeySignedURL: url, downloadsv1alpha1.KeyStatus: taskReady,
 			downloadsv1alpha1.KeyExpiresAt:  expires.UTC().Format(time.RFC3339),
 			downloadsv1alpha1.KeyWorkflowID: task.WorkflowID, downloadsv1alpha1.KeyJobID: task.JobID,
 			downloadsv1alpha1.KeyTaskID: task.TaskID,
@@ -164,12 +168,13 @@ func deleteAll(ctx context.Context, k8s client.Client, ns string) error {
 			return err
 		}
 		logf("deleting the same-work floor's %T takes longer than a request may; waiting", kind.obj)
-		if err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		gone := func(ctx context.Context) (bool, error) {
 			if err := k8s.List(ctx, kind.list, client.InNamespace(ns), client.Limit(1)); err != nil {
 				return false, nil //nolint:nilerr // a busy server: ask again
 			}
 			return meta.LenList(kind.list) == 0, nil
-		}); err != nil {
+		}
+		if err := wait.PollUntilContextTimeout(ctx, 2*time.Second, 10*time.Minute, true, gone); err != nil {
 			return err
 		}
 	}
