@@ -80,8 +80,9 @@ func TestRevokedKeyIsProbedNotRetriedByEveryObject(t *testing.T) {
 	tasks := make([]fakepixxel.Task, n)
 	for i := range tasks {
 		tasks[i] = fakepixxel.Task{WorkflowID: ns, JobID: "job", TaskID: fmt.Sprintf("task-%d", i)}
-		fake.Script(tasks[i], fakepixxel.Fail(403, "forbidden", "the API key has been revoked"))
+		fake.Script(tasks[i], fakepixxel.Ready(fakepixxel.SignedURL(tasks[i], time.Now(), time.Hour)))
 	}
+	fake.RevokeKey(keyRevoked)
 	createTaskDownloads(t, ns, n)
 
 	forbidden := func(td *downloadsv1alpha1.TaskDownload) bool {
@@ -109,9 +110,6 @@ func TestRevokedKeyIsProbedNotRetriedByEveryObject(t *testing.T) {
 	}
 
 	// The user puts a new key in the Secret: it has its own budget, not the old key's open breaker.
-	for _, task := range tasks {
-		fake.Script(task, fakepixxel.Ready(fakepixxel.SignedURL(task, time.Now(), time.Hour)))
-	}
 	secret := &corev1.Secret{}
 	g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: load.APIKeySecret}, secret)).To(Succeed())
 	secret.StringData = map[string]string{"api-key": keyRenewed}

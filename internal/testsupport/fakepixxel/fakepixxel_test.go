@@ -140,3 +140,22 @@ func TestKeyLimitAnswers429PerKey(t *testing.T) {
 		t.Fatalf("after the 429: %q, want the script's second answer, ready", status)
 	}
 }
+
+func TestRevokedKeyIsRefusedOthersAreAnswered(t *testing.T) {
+	s, _ := newWithClock(t)
+	task := Task{"w", "j", "t"}
+	s.Script(task, Pending(), Ready("https://storage.example/x"))
+	s.RevokeKey("old")
+	for range 3 {
+		if code, _, _ := call(t, s, task, "old"); code != http.StatusForbidden {
+			t.Fatalf("revoked key: %d, want 403", code)
+		}
+	}
+	// The refused calls did not advance the script: the new key starts at its first answer.
+	if _, status, _ := call(t, s, task, "new"); status != "pending" {
+		t.Fatalf("new key's first call: %q, want pending", status)
+	}
+	if _, status, _ := call(t, s, task, "new"); status != "ready" {
+		t.Fatalf("new key's second call: %q, want ready", status)
+	}
+}

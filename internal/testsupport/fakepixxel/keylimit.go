@@ -64,3 +64,15 @@ func rateLimited(wait time.Duration) Response {
 		RetryAfter:   strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))),
 	}
 }
+
+// RevokeKey makes the server answer 403 to every request made with apiKey, whatever the task, as the
+// platform does for a revoked key; other keys are answered as before. Such a request does not advance
+// the task's script.
+func (s *Server) RevokeKey(apiKey string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.revoked == nil {
+		s.revoked = map[string]bool{}
+	}
+	s.revoked[apiKey] = true
+}

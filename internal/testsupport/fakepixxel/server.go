@@ -99,6 +99,7 @@ type Server struct {
 	faultRate      float64
 	faults         []Response
 	limits         keyLimits
+	revoked        map[string]bool
 }
 
 // New starts a server. Tasks without a script answer pending defaultPending times (or, after
@@ -211,7 +212,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.totalCalls++
 	faulted := len(s.faults) > 0 && mathrand.Float64() < s.faultRate
 	limited, retryAfter := s.overKeyLimitLocked(r.Header.Get("Authorization"))
-	if faulted || limited {
+	revoked := s.revoked[r.Header.Get("Authorization")]
+	if faulted || limited || revoked {
 		s.faultedCalls[task]++
 	}
 	if s.keepRequests {
@@ -223,6 +225,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	wantKey, latency := s.apiKey, s.latency
 	var resp Response
 	switch {
+	case revoked:
+		resp = Fail(http.StatusForbidden, "forbidden", "the API key has been revoked")
 	case limited:
 		resp = rateLimited(retryAfter)
 	case faulted:
