@@ -7,7 +7,6 @@ import (
 	"os"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -18,7 +17,6 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
 
 // cluster is a kube-apiserver + etcd started for one bench run, with the bench's own clients.
@@ -62,17 +60,6 @@ func (c *cluster) stop() {
 	if err := c.env.Stop(); err != nil {
 		logf("stopping envtest: %v", err)
 	}
-}
-
-// namespaceWithKey creates a namespace holding the API key Secret that load.TaskDownload refers to.
-func (c *cluster) namespaceWithKey(ctx context.Context, ns, key string) error {
-	if err := c.k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-		return err
-	}
-	return c.k8s.Create(ctx, &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: load.APIKeySecret},
-		StringData: map[string]string{"api-key": key},
-	})
 }
 
 // watchReady follows a namespace's TaskDownloads with a watch (not repeated lists, so that the bench

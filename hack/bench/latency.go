@@ -97,7 +97,7 @@ func runLatency(c config, managerBin, work string) error {
 func measureWait(ctx context.Context, c config, cl *cluster, fake *fakepixxel.Server, mgr *managerProcess,
 	wait time.Duration) (latencyResult, error) {
 	ns := "latency-" + strings.ReplaceAll(wait.String(), ".", "-")
-	if err := cl.namespaceWithKey(ctx, ns, "bench-key"); err != nil {
+	if err := load.Namespace(ctx, cl.k8s, ns, "bench-key"); err != nil {
 		return latencyResult{}, err
 	}
 	fake.SetReadyAfter(wait)

@@ -250,7 +250,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	}
 	logf("same-work floor: %.2fs; CPU seconds %v", floorSame.Seconds(), floorCPU)
 
-	if err := cl.namespaceWithKey(ctx, benchNS, "bench-key"); err != nil {
+	if err := load.Namespace(ctx, cl.k8s, benchNS, "bench-key"); err != nil {
 		return Result{}, err
 	}
 	args := managerArgs(c, cl.kubeconfig, fake.URL)

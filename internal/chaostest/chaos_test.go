@@ -13,7 +13,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -134,11 +133,7 @@ func newNamespace(t *testing.T) string {
 	t.Helper()
 	g := NewWithT(t)
 	ns := fmt.Sprintf("chaos-%d", nsCounter.Add(1))
-	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: load.APIKeySecret},
-		StringData: map[string]string{"api-key": "chaos-key"},
-	})).To(Succeed())
+	g.Expect(load.Namespace(context.Background(), k8s, ns, "chaos-key")).To(Succeed())
 	return ns
 }
 

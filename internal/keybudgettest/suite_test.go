@@ -11,8 +11,6 @@ import (
 
 	. "github.com/onsi/gomega"
 	"go.uber.org/zap/zapcore"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -112,11 +110,7 @@ func newNamespace(t *testing.T, apiKey string) string {
 	t.Helper()
 	g := NewWithT(t)
 	ns := fmt.Sprintf("budget-%d", nsCounter.Add(1))
-	g.Expect(k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
-	g.Expect(k8s.Create(context.Background(), &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: load.APIKeySecret},
-		StringData: map[string]string{"api-key": apiKey},
-	})).To(Succeed())
+	g.Expect(load.Namespace(context.Background(), k8s, ns, apiKey)).To(Succeed())
 	return ns
 }
 

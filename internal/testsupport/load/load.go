@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"golang.org/x/sync/errgroup"
+	corev1 "k8s.io/api/core/v1"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -16,6 +17,18 @@ import (
 
 // APIKeySecret is the name of the Secret that the objects TaskDownload returns take their API key from.
 const APIKeySecret = "pixxel"
+
+// Namespace creates namespace ns and, in it, the Secret APIKeySecret holding apiKey under the key
+// TaskDownloads read by default.
+func Namespace(ctx context.Context, c client.Client, ns, apiKey string) error {
+	if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+		return err
+	}
+	return c.Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: APIKeySecret},
+		StringData: map[string]string{"api-key": apiKey},
+	})
+}
 
 // Run calls f for every i in [0, n) from at most the given number of goroutines and returns the first
 // error.
