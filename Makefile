@@ -79,6 +79,15 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).
 	CHAOS_N=$${CHAOS_N:-1000} KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test -count=1 -v ./internal/chaostest/
 
+.PHONY: e2e
+e2e: kustomize helm image-builder ## Start a single-node cluster here (root; builds what is missing), run test/e2e on it, tear it down; KEEP=1 leaves it up, CLUSTER=existing uses $$KUBECONFIG.
+	KEEP="$(KEEP)" CLUSTER="$(CLUSTER)" E2E_RUN="$(E2E_RUN)" KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" \
+		IMAGE_BUILDER="$(IMAGE_BUILDER)" K8S_VERSION="$(ENVTEST_K8S_VERSION)" VERSION="$(VERSION)" hack/e2e/run.sh
+
+.PHONY: e2e-down
+e2e-down: ## Stop the cluster make e2e KEEP=1 left up, and remove what it left on the machine.
+	go run ./hack/cluster down
+
 .PHONY: envtest-assets
 envtest-assets: ## Provide kube-apiserver and etcd for envtest (setup-envtest, else built from the Go module proxy).
 	@$(MAKE) --no-print-directory envtest >/dev/null 2>&1 || echo "setup-envtest could not be installed; building the envtest binaries instead"

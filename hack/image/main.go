@@ -2,6 +2,7 @@
 //
 //	go run . build --root ../.. --out ../../bin/image --version v0.1.0 --revision $(git rev-parse HEAD)
 //	go run . push --layout ../../bin/image ghcr.io/pixxel-space/taskdownload-operator:v0.1.0
+//	go run . tool --root ../.. --main ./test/e2e/images/pause --out ../../bin/e2e/images/pause
 //
 // build compiles /manager and /fetch for each platform (CGO_ENABLED=0, -trimpath), puts them on a
 // base made from nothing (users, /home/nonroot, /tmp) and writes an OCI image layout whose index.json
@@ -36,15 +37,17 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: image build|push [flags]")
+		return errors.New("usage: image build|push|tool [flags]")
 	}
 	switch args[0] {
 	case "build":
 		return runBuild(ctx, args[1:])
 	case "push":
 		return runPush(ctx, args[1:])
+	case "tool":
+		return runTool(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown command %q: want build or push", args[0])
+		return fmt.Errorf("unknown command %q: want build, push or tool", args[0])
 	}
 }
 

@@ -89,6 +89,7 @@ type Server struct {
 	firstCall      map[Task]time.Time
 	firstReady     map[Task]time.Time
 	urlTTL         time.Duration
+	packages       string
 	now            func() time.Time
 	scripts        map[Task][]Response
 	calls          map[Task]int
@@ -106,9 +107,18 @@ type Server struct {
 // SetReadyAfter, until a set time has passed since their first call), then ready with a generated URL
 // (see SignedURLFor). Close it when done.
 func New() *Server {
+	s := NewUnstarted()
+	s.Start()
+	return s
+}
+
+// NewUnstarted returns a server that is not listening yet: replace its Listener (to serve on another
+// address than 127.0.0.1), then Start it.
+func NewUnstarted() *Server {
 	s := &Server{
 		defaultPending: 1,
 		urlTTL:         time.Hour,
+		packages:       defaultPackages,
 		now:            time.Now,
 		scripts:        map[Task][]Response{},
 		calls:          map[Task]int{},
@@ -117,7 +127,7 @@ func New() *Server {
 		faultedCalls:   map[Task]int{},
 		keepRequests:   true,
 	}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
+	s.Server = httptest.NewUnstartedServer(http.HandlerFunc(s.serve))
 	return s
 }
 
@@ -178,14 +188,27 @@ func (s *Server) TotalCalls() int {
 // from now, with a random signature.
 func (s *Server) SignedURLFor(t Task) string {
 	s.mu.Lock()
-	ttl, now := s.urlTTL, s.now()
+	ttl, now, base := s.urlTTL, s.now(), s.packages
 	s.mu.Unlock()
-	return SignedURL(t, now, ttl)
+	return signedURL(base, t, now, ttl)
 }
+
+// defaultPackages is where generated URLs point unless SetPackages says otherwise: an address that
+// is never dialled.
+const defaultPackages = "https://storage.pixxel.example/packages/{w}/{j}/{t}.zip"
+
+// SetPackages sets the template of the URLs generated answers carry: {w}, {j} and {t} become the
+// path-escaped workflow, job and task IDs, and the signature parameters are appended. Point it at a
+// storage server the test runs to have pods download from it.
+func (s *Server) SetPackages(template string) { s.mu.Lock(); s.packages = template; s.mu.Unlock() }
 
 // SignedURL builds an AWS SigV4-style presigned URL for a task's package, issued at issued and valid
 // for ttl, with a random signature.
 func SignedURL(t Task, issued time.Time, ttl time.Duration) string {
+	return signedURL(defaultPackages, t, issued, ttl)
+}
+
+func signedURL(template string, t Task, issued time.Time, ttl time.Duration) string {
 	sig := make([]byte, 32)
 	_, _ = rand.Read(sig)
 	q := url.Values{}
@@ -195,8 +218,8 @@ func SignedURL(t Task, issued time.Time, ttl time.Duration) string {
 	q.Set("X-Amz-Expires", fmt.Sprint(int64(ttl/time.Second)))
 	q.Set("X-Amz-SignedHeaders", "host")
 	q.Set("X-Amz-Signature", hex.EncodeToString(sig))
-	return "https://storage.pixxel.example/packages/" + url.PathEscape(t.WorkflowID) + "/" +
-		url.PathEscape(t.JobID) + "/" + url.PathEscape(t.TaskID) + ".zip?" + q.Encode()
+	return strings.NewReplacer("{w}", url.PathEscape(t.WorkflowID), "{j}", url.PathEscape(t.JobID),
+		"{t}", url.PathEscape(t.TaskID)).Replace(template) + "?" + q.Encode()
 }
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
