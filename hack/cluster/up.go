@@ -48,7 +48,9 @@ type state struct {
 	Sysctls map[string]string `json:"sysctls"`
 }
 
-func (c *Cluster) path(elem ...string) string { return filepath.Join(append([]string{c.State}, elem...)...) }
+func (c *Cluster) path(elem ...string) string {
+	return filepath.Join(append([]string{c.State}, elem...)...)
+}
 
 func (c *Cluster) kubeconfig() string { return c.path("kubeconfig") }
 
@@ -452,4 +454,3 @@ func restoreSysctls(values map[string]string) {
 		}
 	}
 }
-
