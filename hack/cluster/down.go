@@ -35,6 +35,7 @@ func (c *Cluster) Down() error {
 		errs = append(errs, err)
 	}
 
+	c.reportMemory()
 	stop := func(name string) {
 		if pid, ok := c.st.PIDs[name]; ok {
 			if err := stopProcess(name, pid, 15*time.Second); err != nil {
@@ -65,6 +66,47 @@ func (c *Cluster) Down() error {
 	}
 	logf("down: stopped and removed %s (logs kept in %s)", c.State, c.Logs)
 	return nil
+}
+
+// reportMemory logs what the running cluster holds in memory: each component's resident set, and
+// the pods' cgroup (the operator and the test pods).
+func (c *Cluster) reportMemory() {
+	var parts []string
+	total := 0
+	for _, name := range stopOrder {
+		pid, ok := c.st.PIDs[name]
+		if !ok || !isProcess(pid, name) {
+			continue
+		}
+		kib := rssKiB(pid)
+		total += kib
+		parts = append(parts, fmt.Sprintf("%s %d", name, kib/1024))
+	}
+	if len(parts) == 0 {
+		return
+	}
+	pods := "unknown"
+	if b, err := os.ReadFile("/sys/fs/cgroup/memory/kubepods/memory.usage_in_bytes"); err == nil {
+		if n, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			pods = fmt.Sprint(n >> 20)
+		}
+	}
+	logf("memory (RSS, MiB): %s; components %d; pods' cgroup %s", strings.Join(parts, ", "), total/1024, pods)
+}
+
+// rssKiB is a process's resident set size.
+func rssKiB(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+			return n
+		}
+	}
+	return 0
 }
 
 // removeContainers stops and deletes every container and sandbox through containerd, while it runs.

@@ -105,7 +105,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	if err := waitHTTP(ctx, fmt.Sprintf("http://127.0.0.1:%d/health", etcdClientPort), 60*time.Second); err != nil {
+	if err := c.waitHTTP(ctx, "etcd", fmt.Sprintf("http://127.0.0.1:%d/health", etcdClientPort), 60*time.Second); err != nil {
 		return fmt.Errorf("etcd: %w (log: %s)", err, c.logFile("etcd"))
 	}
 
@@ -131,7 +131,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := waitFor(ctx, 120*time.Second, func(ctx context.Context) (bool, error) {
+	if err := c.waitFor(ctx, "kube-apiserver", 120*time.Second, func(ctx context.Context) (bool, error) {
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	}); err != nil {
@@ -146,7 +146,6 @@ func (c *Cluster) Up(ctx context.Context) error {
 		"--service-account-private-key-file="+p.path("sa.key"), "--root-ca-file="+p.path("ca.crt"),
 		"--cluster-signing-cert-file="+p.path("ca.crt"), "--cluster-signing-key-file="+p.path("ca.key"),
 		"--use-service-account-credentials=true", "--leader-elect=false",
-		"--controllers=*,-nodeipam,-service-lb-controller,-cloud-node-lifecycle-controller",
 		"--profiling=false", "--v=1",
 	); err != nil {
 		return err
@@ -167,7 +166,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err := c.start("containerd", "containerd", "--config="+c.path("containerd", "config.toml")); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, 60*time.Second, func(context.Context) (bool, error) {
+	if err := c.waitFor(ctx, "containerd", 60*time.Second, func(context.Context) (bool, error) {
 		return c.ctr("version") == nil, nil
 	}); err != nil {
 		return fmt.Errorf("containerd: %w (log: %s)", err, c.logFile("containerd"))
@@ -190,7 +189,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	if err := waitFor(ctx, 120*time.Second, func(ctx context.Context) (bool, error) {
+	if err := c.waitFor(ctx, "kubelet", 120*time.Second, func(ctx context.Context) (bool, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -205,7 +204,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 		return fmt.Errorf("node %s not Ready: %w (log: %s)", nodeName, err, c.logFile("kubelet"))
 	}
 	// Pods in the default namespace need its ServiceAccount, which the controller manager makes.
-	if err := waitFor(ctx, 60*time.Second, func(ctx context.Context) (bool, error) {
+	if err := c.waitFor(ctx, "kube-controller-manager", 60*time.Second, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
@@ -406,8 +405,8 @@ func (c *Cluster) start(name, bin string, args ...string) error {
 	return c.saveState()
 }
 
-func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
-	return waitFor(ctx, timeout, func(ctx context.Context) (bool, error) {
+func (c *Cluster) waitHTTP(ctx context.Context, name, url string, timeout time.Duration) error {
+	return c.waitFor(ctx, name, timeout, func(ctx context.Context) (bool, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -418,8 +417,17 @@ func waitHTTP(ctx context.Context, url string, timeout time.Duration) error {
 	})
 }
 
-func waitFor(ctx context.Context, timeout time.Duration, cond wait.ConditionWithContextFunc) error {
-	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, cond)
+// waitFor polls cond until it holds, and gives up at once when the component it waits for has exited
+// (the kube-scheduler must run too by the time the node is Ready).
+func (c *Cluster) waitFor(ctx context.Context, name string, timeout time.Duration, cond wait.ConditionWithContextFunc) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		for component, pid := range c.st.PIDs {
+			if !alive(pid) {
+				return false, fmt.Errorf("waiting for %s: %s exited (log: %s)", name, component, c.logFile(component))
+			}
+		}
+		return cond(ctx)
+	})
 }
 
 func logf(format string, args ...any) {

@@ -93,7 +93,7 @@ patches:
 // renderInstall returns install.yaml with the e2e overlay applied, as a file.
 func renderInstall(t *testing.T, image string) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := tempDir(t)
 	base, err := os.ReadFile(filepath.Join(env.releaseDir, "install.yaml"))
 	if err != nil {
 		t.Fatal(err)
@@ -118,7 +118,7 @@ func chartPackage(t *testing.T) string {
 // postRenderer writes an executable that applies the e2e overlay to helm's output.
 func postRenderer(t *testing.T, image string) string {
 	t.Helper()
-	dir := t.TempDir()
+	dir := tempDir(t)
 	overlay(t, dir, image)
 	script := filepath.Join(dir, "post-render")
 	writeFile(t, script, fmt.Sprintf("#!/bin/sh\nset -e\ncat > %q/base.yaml\nexec %q build %q\n", dir, env.kustomize, dir))
@@ -246,6 +246,18 @@ func waitGone(t *testing.T, obj client.Object, timeout time.Duration) {
 	if err != nil {
 		t.Fatalf("%T %s still exists after %s", obj, client.ObjectKeyFromObject(obj), timeout)
 	}
+}
+
+// tempDir is a directory removed when the test ends, whose name, unlike t.TempDir's, never holds a
+// comma (kubectl -f splits file names on commas).
+func tempDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "e2e-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	return dir
 }
 
 // run runs a command and returns its standard output; it fails the test with its output otherwise.

@@ -201,7 +201,7 @@ func TestUpgradeAndUninstall(t *testing.T) {
 		t.Errorf("the upgrade made %d platform calls, want 0", after-callsBefore)
 	}
 
-	t.Run("uninstall removes the operator, the CRD, TaskDownloads and their targets", func(t *testing.T) {
+	t.Run("uninstall removes the operator and CRD, so TaskDownloads and their targets", func(t *testing.T) {
 		uninstall(t)
 		waitGone(t, &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: "taskdownloads.downloads.pixxel.space"}}, 2*time.Minute)
 		for _, td := range tds {
