@@ -9,7 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -17,7 +17,7 @@ import (
 )
 
 // stopOrder stops the node before the runtime, and the runtime before the control plane.
-var stopOrder = []string{"kubelet", "containerd", "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
+var stopOrder = []string{kubelet, containerd, "kube-scheduler", "kube-controller-manager", "kube-apiserver", "etcd"}
 
 // Down stops what Up started and removes what the node left behind. It goes on past errors, so that
 // one stuck part does not leave the rest, and reports them all at the end.
@@ -43,12 +43,12 @@ func (c *Cluster) Down() error {
 			}
 		}
 	}
-	stop("kubelet")
-	if pid, ok := c.st.PIDs["containerd"]; ok && isProcess(pid, "containerd") {
+	stop(kubelet)
+	if pid, ok := c.st.PIDs[containerd]; ok && isProcess(pid, containerd) {
 		c.removeContainers()
 	}
 	killCgroupProcesses()
-	stop("containerd")
+	stop(containerd)
 	c.killShims()
 	for _, name := range stopOrder[2:] {
 		stop(name)
@@ -100,7 +100,7 @@ func rssKiB(pid int) int {
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	for line := range strings.SplitSeq(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
 			n, _ := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
 			return n
@@ -113,15 +113,15 @@ func rssKiB(pid int) int {
 func (c *Cluster) removeContainers() {
 	out, err := c.ctrOutput("tasks", "ls", "-q")
 	if err == nil {
-		for _, id := range strings.Fields(out) {
+		for id := range strings.FieldsSeq(out) {
 			_ = c.ctr("tasks", "kill", "--all", "--signal", "SIGKILL", id)
 		}
-		for _, id := range strings.Fields(out) {
+		for id := range strings.FieldsSeq(out) {
 			_ = c.ctr("tasks", "delete", "--force", id)
 		}
 	}
 	if out, err := c.ctrOutput("containers", "ls", "-q"); err == nil {
-		for _, id := range strings.Fields(out) {
+		for id := range strings.FieldsSeq(out) {
 			_ = c.ctr("containers", "delete", id)
 		}
 	}
@@ -208,12 +208,13 @@ func cgroupRoots() []string {
 	for sc.Scan() {
 		fields := strings.Fields(sc.Text())
 		// mountinfo: ... mount-point ... - fstype source options
-		sep := indexOf(fields, "-")
+		sep := slices.Index(fields, "-")
 		if len(fields) < 5 || sep < 0 || sep+1 >= len(fields) {
 			continue
 		}
-		if fs := fields[sep+1]; (fs == "cgroup" || fs == "cgroup2") && strings.HasPrefix(fields[4], "/sys/fs/cgroup") {
-			roots = append(roots, fields[4])
+		fsType, mountPoint := fields[sep+1], fields[4]
+		if (fsType == "cgroup" || fsType == "cgroup2") && strings.HasPrefix(mountPoint, "/sys/fs/cgroup") {
+			roots = append(roots, mountPoint)
 		}
 	}
 	return roots
@@ -231,7 +232,7 @@ func killCgroupProcesses() {
 					return nil
 				}
 				b, _ := os.ReadFile(path)
-				for _, f := range strings.Fields(string(b)) {
+				for f := range strings.FieldsSeq(string(b)) {
 					if pid, err := strconv.Atoi(f); err == nil {
 						_ = syscall.Kill(pid, syscall.SIGKILL)
 					}
@@ -254,7 +255,7 @@ func removeCgroups() []error {
 				}
 				return nil
 			})
-			sort.Slice(dirs, func(i, j int) bool { return len(dirs[i]) > len(dirs[j]) })
+			slices.SortFunc(dirs, deepestFirst)
 			for _, d := range dirs {
 				var err error
 				// A cgroup whose last process just died may be busy for a moment.
@@ -282,7 +283,7 @@ func unmountUnder(dir string) []error {
 		return []error{err}
 	}
 	var points []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for line := range strings.SplitSeq(string(b), "\n") {
 		fields := strings.Fields(line)
 		if len(fields) < 5 {
 			continue
@@ -292,7 +293,7 @@ func unmountUnder(dir string) []error {
 			points = append(points, mp)
 		}
 	}
-	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	slices.SortFunc(points, deepestFirst)
 	var errs []error
 	for _, mp := range points {
 		if err := syscall.Unmount(mp, 0); err != nil && !errors.Is(err, syscall.EINVAL) {
@@ -337,7 +338,7 @@ func removeIPTablesChains() []error {
 				continue
 			}
 			var chains []string
-			for _, line := range strings.Split(string(out), "\n") {
+			for line := range strings.SplitSeq(string(out), "\n") {
 				f := strings.Fields(line)
 				switch {
 				case len(f) == 2 && f[0] == "-N" && strings.HasPrefix(f[1], "KUBE-"):
@@ -362,6 +363,9 @@ func removeIPTablesChains() []error {
 	return errs
 }
 
+// deepestFirst orders paths so that a path comes before its parents.
+func deepestFirst(a, b string) int { return len(b) - len(a) }
+
 func jumpsToKube(rule []string) bool {
 	for i, f := range rule {
 		if (f == "-j" || f == "-g") && i+1 < len(rule) && strings.HasPrefix(rule[i+1], "KUBE-") {
@@ -369,13 +373,4 @@ func jumpsToKube(rule []string) bool {
 		}
 	}
 	return false
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
 }

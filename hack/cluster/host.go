@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 )
@@ -28,8 +29,8 @@ func cniBinDir() string {
 // missingPackages names the OS packages whose commands are not here.
 func missingPackages() []string {
 	var missing []string
-	for cmd, pkg := range map[string]string{"containerd": "containerd", "ctr": "containerd", "runc": "runc"} {
-		if _, err := exec.LookPath(cmd); err != nil && !contains(missing, pkg) {
+	for cmd, pkg := range map[string]string{containerd: containerd, "ctr": containerd, "runc": "runc"} {
+		if _, err := exec.LookPath(cmd); err != nil && !slices.Contains(missing, pkg) {
 			missing = append(missing, pkg)
 		}
 	}
@@ -71,15 +72,6 @@ func ensurePackages() error {
 		return fmt.Errorf("apt-get installed, yet %s are still missing", strings.Join(still, " "))
 	}
 	return nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func newProcessGroup() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }

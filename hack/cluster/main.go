@@ -8,6 +8,7 @@
 //
 //	cluster up    [--state DIR] [--logs DIR] [--image NAME=OCI-LAYOUT ...]
 //	cluster down  [--state DIR]
+//	cluster preflight   (root; containerd, runc and the CNI plugins, installed with apt-get when missing)
 //
 // up writes DIR/kubeconfig and DIR/state.json (the PIDs it started, the sysctls it found). down stops
 // only those PIDs, removes the containers, mounts, cgroups and iptables chains the node made, restores
@@ -54,14 +55,19 @@ func (f *imageFlags) Set(s string) error {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: cluster up|down [flags]")
+		return errors.New("usage: cluster up|down|preflight [flags]")
 	}
 	fs := flag.NewFlagSet(args[0], flag.ExitOnError)
 	var images imageFlags
 	var c Cluster
 	fs.StringVar(&c.State, "state", envOr("E2E_STATE", "/var/lib/taskdownload-e2e"),
 		"Directory for the cluster's data (removed by down).")
-	fs.StringVar(&c.Logs, "logs", envOr("E2E_LOGS", "bin/e2e/logs"), "Directory for the components' logs (kept by down).")
+	fs.StringVar(
+		&c.Logs,
+		"logs",
+		envOr("E2E_LOGS", "bin/e2e/logs"),
+		"Directory for the components' logs (kept by down).",
+	)
 	fs.StringVar(&c.BinDir, "bin-dir", os.Getenv("E2E_BIN_DIR"),
 		"Directory holding etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubelet.")
 	fs.IntVar(&c.APIPort, "apiserver-port", 6443, "Port of the API server on 127.0.0.1.")
@@ -85,8 +91,10 @@ func run(ctx context.Context, args []string) error {
 		return c.Up(ctx)
 	case "down":
 		return c.Down()
+	case "preflight":
+		return preflight()
 	default:
-		return fmt.Errorf("unknown command %q: want up or down", args[0])
+		return fmt.Errorf("unknown command %q: want up, down or preflight", args[0])
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,12 @@ const (
 	nodeName       = "127.0.0.1"
 	// pauseImage is the sandbox image, built by make e2e from test/e2e/images/pause.
 	pauseImage = "e2e.local/pause"
+)
+
+// The node's two daemons, by the names of their binaries.
+const (
+	kubelet    = "kubelet"
+	containerd = "containerd"
 )
 
 // Cluster is one single-node cluster, described by where it keeps its files.
@@ -68,10 +75,7 @@ func (c *Cluster) saveState() error {
 // so that down can remove what was started.
 func (c *Cluster) Up(ctx context.Context) error {
 	start := time.Now()
-	if os.Geteuid() != 0 {
-		return errors.New("the kubelet and containerd need root: run make e2e as root, or point KUBECONFIG at a cluster and run make e2e CLUSTER=existing")
-	}
-	if err := ensurePackages(); err != nil {
+	if err := preflight(); err != nil {
 		return err
 	}
 	if _, err := os.Stat(c.path("state.json")); err == nil {
@@ -80,7 +84,10 @@ func (c *Cluster) Up(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, dir := range []string{c.State, c.Logs, c.path("etcd"), c.path("containerd"), c.path("cni"), c.path("kubelet"), c.path("pod-logs")} {
+	dirs := []string{
+		c.State, c.Logs, c.path("etcd"), c.path(containerd), c.path("cni"), c.path(kubelet), c.path("pod-logs"),
+	}
+	for _, dir := range dirs {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return err
 		}
@@ -105,7 +112,8 @@ func (c *Cluster) Up(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	if err := c.waitHTTP(ctx, "etcd", fmt.Sprintf("http://127.0.0.1:%d/health", etcdClientPort), 60*time.Second); err != nil {
+	etcdHealth := fmt.Sprintf("http://127.0.0.1:%d/health", etcdClientPort)
+	if err := c.waitHTTP(ctx, "etcd", etcdHealth, 60*time.Second); err != nil {
 		return fmt.Errorf("etcd: %w (log: %s)", err, c.logFile("etcd"))
 	}
 
@@ -163,10 +171,10 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err := c.writeContainerdConfig(); err != nil {
 		return err
 	}
-	if err := c.start("containerd", "containerd", "--config="+c.path("containerd", "config.toml")); err != nil {
+	if err := c.start(containerd, containerd, "--config="+c.path("containerd", "config.toml")); err != nil {
 		return err
 	}
-	if err := c.waitFor(ctx, "containerd", 60*time.Second, func(context.Context) (bool, error) {
+	if err := c.waitFor(ctx, containerd, 60*time.Second, func(context.Context) (bool, error) {
 		return c.ctr("version") == nil, nil
 	}); err != nil {
 		return fmt.Errorf("containerd: %w (log: %s)", err, c.logFile("containerd"))
@@ -189,7 +197,7 @@ func (c *Cluster) Up(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
-	if err := c.waitFor(ctx, "kubelet", 120*time.Second, func(ctx context.Context) (bool, error) {
+	if err := c.waitFor(ctx, kubelet, 120*time.Second, func(ctx context.Context) (bool, error) {
 		n, err := cs.CoreV1().Nodes().Get(ctx, nodeName, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
@@ -208,10 +216,25 @@ func (c *Cluster) Up(ctx context.Context) error {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
 	}); err != nil {
-		return fmt.Errorf("the default ServiceAccount did not appear: %w (log: %s)", err, c.logFile("kube-controller-manager"))
+		return fmt.Errorf(
+			"the default ServiceAccount did not appear: %w (log: %s)",
+			err,
+			c.logFile("kube-controller-manager"),
+		)
 	}
 	logf("node %s Ready %.1fs after start; KUBECONFIG=%s", nodeName, time.Since(start).Seconds(), c.kubeconfig())
 	return nil
+}
+
+// preflight checks what a node needs of this machine: root, and the runtime's OS packages.
+func preflight() error {
+	if os.Geteuid() != 0 {
+		return errors.New(
+			"the kubelet and containerd need root: run make e2e as root, " +
+				"or point KUBECONFIG at a cluster and run make e2e CLUSTER=existing",
+		)
+	}
+	return ensurePackages()
 }
 
 func (c *Cluster) bin(name string) string { return filepath.Join(c.BinDir, name) }
@@ -236,7 +259,13 @@ func (c *Cluster) writePKI() (*pki, error) {
 		{file: "apiserver", cn: "kube-apiserver", server: true,
 			// 10.0.0.1 is the kubernetes Service's ClusterIP: in the certificate, never dialled.
 			ips: []net.IP{lo[0], net.ParseIP("10.0.0.1")},
-			dns: []string{"localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"}},
+			dns: []string{
+				"localhost",
+				"kubernetes",
+				"kubernetes.default",
+				"kubernetes.default.svc",
+				"kubernetes.default.svc.cluster.local",
+			}},
 		{file: "apiserver-kubelet-client", cn: "kube-apiserver-kubelet-client", orgs: []string{"system:masters"}},
 		{file: "admin", cn: "e2e-admin", orgs: []string{"system:masters"}},
 		{file: "controller-manager", cn: "system:kube-controller-manager"},
@@ -271,13 +300,18 @@ func (c *Cluster) writeContainerdConfig() error {
 	}
 	// Only the loopback plugin: the node is Ready, and no pod gets a network of its own.
 	if err := os.WriteFile(filepath.Join(cni, "10-loopback.conflist"),
-		[]byte(`{"cniVersion": "0.4.0", "name": "loopback-only", "plugins": [{"type": "loopback"}]}`+"\n"), 0o644); err != nil {
+		[]byte(`{"cniVersion": "0.4.0", "name": "loopback-only", "plugins": [{"type": "loopback"}]}`+"\n"),
+		0o644); err != nil {
 		return err
 	}
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
-disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
+disabled_plugins = [
+  "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.btrfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing",
+]
 
 [grpc]
   address = %q
@@ -333,13 +367,20 @@ serializeImagePulls: false
 # Status reaches the API server soon after a container changes, so that tests wait less.
 nodeStatusUpdateFrequency: 4s
 syncFrequency: 10s
-`, c.containerdSocket(), c.path("pod-logs"), p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"), p.path("ca.crt"))
+`, c.containerdSocket(), c.path("pod-logs"), p.path("kubelet-serving.crt"), p.path("kubelet-serving.key"),
+		p.path("ca.crt"))
 	return os.WriteFile(c.path("kubelet.yaml"), []byte(cfg), 0o644)
+}
+
+// ctrArgs points ctr at this cluster's containerd, in the CRI's namespace.
+func (c *Cluster) ctrArgs(args []string) []string {
+	return append([]string{"--address", c.containerdSocket(), "--namespace", "k8s.io"}, args...)
 }
 
 // ctr runs ctr against this cluster's containerd, in the CRI's namespace.
 func (c *Cluster) ctr(args ...string) error {
-	out, err := exec.Command("ctr", append([]string{"--address", c.containerdSocket(), "--namespace", "k8s.io"}, args...)...).CombinedOutput()
+	out, err := exec.Command("ctr", c.ctrArgs(args)...).
+		CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}
@@ -347,7 +388,8 @@ func (c *Cluster) ctr(args ...string) error {
 }
 
 func (c *Cluster) ctrOutput(args ...string) (string, error) {
-	out, err := exec.Command("ctr", append([]string{"--address", c.containerdSocket(), "--namespace", "k8s.io"}, args...)...).Output()
+	out, err := exec.Command("ctr", c.ctrArgs(args)...).
+		Output()
 	return string(out), err
 }
 
@@ -363,8 +405,13 @@ func (c *Cluster) importImage(name, dir string) error {
 	}
 	ref := name + ":" + refName(dir)
 	out, _ := c.ctrOutput("images", "ls", "-q")
-	if !contains(strings.Fields(out), ref) {
-		return fmt.Errorf("image %s: imported, but containerd lists no %s (images: %s)", dir, ref, strings.Join(strings.Fields(out), ", "))
+	if !slices.Contains(strings.Fields(out), ref) {
+		return fmt.Errorf(
+			"image %s: imported, but containerd lists no %s (images: %s)",
+			dir,
+			ref,
+			strings.Join(strings.Fields(out), ", "),
+		)
 	}
 	logf("imported %s", ref)
 	return nil
@@ -419,15 +466,31 @@ func (c *Cluster) waitHTTP(ctx context.Context, name, url string, timeout time.D
 
 // waitFor polls cond until it holds, and gives up at once when the component it waits for has exited
 // (the kube-scheduler must run too by the time the node is Ready).
-func (c *Cluster) waitFor(ctx context.Context, name string, timeout time.Duration, cond wait.ConditionWithContextFunc) error {
-	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		for component, pid := range c.st.PIDs {
-			if !alive(pid) {
-				return false, fmt.Errorf("waiting for %s: %s exited (log: %s)", name, component, c.logFile(component))
+func (c *Cluster) waitFor(
+	ctx context.Context,
+	name string,
+	timeout time.Duration,
+	cond wait.ConditionWithContextFunc,
+) error {
+	return wait.PollUntilContextTimeout(
+		ctx,
+		250*time.Millisecond,
+		timeout,
+		true,
+		func(ctx context.Context) (bool, error) {
+			for component, pid := range c.st.PIDs {
+				if !alive(pid) {
+					return false, fmt.Errorf(
+						"waiting for %s: %s exited (log: %s)",
+						name,
+						component,
+						c.logFile(component),
+					)
+				}
 			}
-		}
-		return cond(ctx)
-	})
+			return cond(ctx)
+		},
+	)
 }
 
 func logf(format string, args ...any) {

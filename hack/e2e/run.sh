@@ -22,10 +22,35 @@ export E2E_LOGS=${E2E_LOGS:-$out/logs}
 
 step() { printf '\n=== e2e: %s (%s)\n' "$*" "$(date -u +%H:%M:%S)"; }
 
+# Each long step runs as a background job in its own process group (set -m), and this script waits
+# for it: a signal to make or to this script (Ctrl-C, timeout, CI cancelling) then interrupts the
+# wait at once, reaches the step through stop_step, and the cluster is torn down, instead of the
+# tear-down waiting for a suite that never heard the signal.
+set -m
+step_pid=0
+run_step() {
+	"$@" &
+	step_pid=$!
+	wait "$step_pid"
+}
+stop_step() {
+	if ((step_pid)) && kill -0 "$step_pid" 2>/dev/null; then
+		kill -INT -- "-$step_pid" 2>/dev/null || true
+		wait "$step_pid" 2>/dev/null || true
+	fi
+	step_pid=0
+}
+
 case $CLUSTER in
 local | existing) ;;
 *) echo "e2e: CLUSTER=$CLUSTER: want local (the default) or existing" >&2; exit 2 ;;
 esac
+
+if [[ $CLUSTER == local ]]; then
+	# Root and the runtime's packages first: a missing one should not wait for half an hour of builds.
+	"$GO" build -o "$out/cluster" ./hack/cluster
+	"$out/cluster" preflight
+fi
 
 step "binaries: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet, kubectl $K8S_VERSION"
 bins=$(hack/envtest-binaries.sh "$K8S_VERSION" etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
@@ -39,13 +64,13 @@ make --no-print-directory release DIST="$out/release" PLATFORMS="linux/$arch"
 for tool in pause checker; do
 	"$IMAGE_BUILDER" tool --root . --main "./test/e2e/images/$tool" --out "$out/images/$tool" --tag e2e
 done
-"$GO" build -o "$out/cluster" ./hack/cluster
 
 if [[ $CLUSTER == local ]]; then
 	export KUBECONFIG=$E2E_STATE/kubeconfig
 	down() {
 		local rc=$?
 		trap - EXIT INT TERM
+		stop_step
 		if [[ -n $KEEP && $rc -eq 0 ]]; then
 			printf '\nThe cluster is up (make e2e-down stops it):\n  export KUBECONFIG=%s\n' "$KUBECONFIG"
 			printf '  export PATH=%s:$PATH   # kubectl %s\n' "$bins" "$K8S_VERSION"
@@ -60,7 +85,7 @@ if [[ $CLUSTER == local ]]; then
 	trap 'exit 130' INT
 	trap 'exit 143' TERM
 	step "cluster up"
-	"$out/cluster" up --state "$E2E_STATE" --logs "$E2E_LOGS" --bin-dir "$bins" \
+	run_step "$out/cluster" up --state "$E2E_STATE" --logs "$E2E_LOGS" --bin-dir "$bins" \
 		--image "e2e.local/pause=$out/images/pause" \
 		--image "e2e.local/checker=$out/images/checker" \
 		--image "e2e.local/taskdownload-operator=$out/release/image" \
@@ -77,4 +102,4 @@ export E2E_IMAGE=${E2E_IMAGE:-e2e.local/taskdownload-operator:$VERSION}
 export E2E_IMAGE_NEXT=${E2E_IMAGE_NEXT:-e2e.local/taskdownload-operator:$VERSION-e2e.next}
 export E2E_CHECKER_IMAGE=${E2E_CHECKER_IMAGE:-e2e.local/checker:e2e}
 export E2E_KUBECTL=${E2E_KUBECTL:-$bins/kubectl} E2E_KUSTOMIZE=$KUSTOMIZE E2E_HELM=$HELM
-"$GO" test -tags e2e -count=1 -v -timeout 50m -run "$E2E_RUN" ./test/e2e/
+run_step "$GO" test -tags e2e -count=1 -v -timeout 50m -run "$E2E_RUN" ./test/e2e/

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -82,9 +83,10 @@ func TestInstallFromRelease(t *testing.T) {
 			if err := k8s.Get(ctx, client.ObjectKey{Namespace: operatorNamespace, Name: leaseName}, lease); err != nil {
 				return false, err.Error()
 			}
-			held := ptr.Deref(lease.Spec.HolderIdentity, "") != "" && lease.Spec.RenewTime != nil &&
-				time.Since(lease.Spec.RenewTime.Time) < time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 15))*time.Second
-			return held, fmt.Sprintf("holder=%q renew=%v", ptr.Deref(lease.Spec.HolderIdentity, ""), lease.Spec.RenewTime)
+			holder := ptr.Deref(lease.Spec.HolderIdentity, "")
+			duration := time.Duration(ptr.Deref(lease.Spec.LeaseDurationSeconds, 15)) * time.Second
+			renewed := lease.Spec.RenewTime != nil && time.Since(lease.Spec.RenewTime.Time) < duration
+			return holder != "" && renewed, fmt.Sprintf("holder=%q renew=%v", holder, lease.Spec.RenewTime)
 		})
 		t.Logf("Lease %s/%s held by %s", operatorNamespace, leaseName, *lease.Spec.HolderIdentity)
 	})
@@ -144,11 +146,28 @@ func userPath(t *testing.T, ns string) {
 func TestGarbageCollection(t *testing.T) {
 	useInstall(t, kubectlInstall)
 	ns := team(t, "e2e-gc")
-	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}, Data: map[string]string{"a": "b"}})
-	create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}, StringData: map[string]string{"a": "b"}})
-	var tds []*v1alpha1.TaskDownload
+	create(
+		t,
+		&corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
+			Data:       map[string]string{"a": "b"},
+		},
+	)
+	create(
+		t,
+		&corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
+			StringData: map[string]string{"a": "b"},
+		},
+	)
+	tds := make([]*v1alpha1.TaskDownload, 0, 2)
 	for _, kind := range []v1alpha1.TargetKind{v1alpha1.TargetConfigMap, v1alpha1.TargetSecret} {
-		td := taskDownload(ns, "gc-"+strings.ToLower(string(kind)), "task-gc-"+strings.ToLower(string(kind)), &v1alpha1.Target{Kind: kind})
+		td := taskDownload(
+			ns,
+			"gc-"+strings.ToLower(string(kind)),
+			"task-gc-"+strings.ToLower(string(kind)),
+			&v1alpha1.Target{Kind: kind},
+		)
 		create(t, td)
 		tds = append(tds, td)
 	}
@@ -182,7 +201,7 @@ func TestGarbageCollection(t *testing.T) {
 		if name == "ConfigMap/gc-configmap" || name == "Secret/gc-secret" {
 			continue
 		}
-		if !contains(after, name) {
+		if !slices.Contains(after, name) {
 			t.Errorf("%s was deleted with the TaskDownloads", name)
 		}
 	}
@@ -198,8 +217,12 @@ func TestMetricsUnderRBAC(t *testing.T) {
 	reader := serviceAccountToken(t, ns, "scraper")
 	crb := &rbacv1.ClusterRoleBinding{
 		ObjectMeta: metav1.ObjectMeta{Name: "e2e-metrics-scraper"},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "taskdownload-operator-metrics-reader"},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "scraper"}},
+		RoleRef: rbacv1.RoleRef{
+			APIGroup: rbacv1.GroupName,
+			Kind:     "ClusterRole",
+			Name:     "taskdownload-operator-metrics-reader",
+		},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Namespace: ns, Name: "scraper"}},
 	}
 	create(t, crb)
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), crb) })
@@ -228,7 +251,9 @@ func serviceAccountToken(t *testing.T, ns, name string) string {
 	t.Helper()
 	create(t, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}})
 	tr, err := clientset.CoreV1().ServiceAccounts(ns).CreateToken(context.Background(), name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)}}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](600)},
+		}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +262,10 @@ func serviceAccountToken(t *testing.T, ns, name string) string {
 
 // scrape GETs the metrics endpoint (its certificate is the manager's own, self-signed).
 func scrape(url, token string) (int, string) {
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // the manager's self-signed serving certificate
+	c := &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
+	} //nolint:gosec // the manager's self-signed serving certificate
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
@@ -266,7 +294,6 @@ func taskDownload(ns, name, taskID string, target *v1alpha1.Target) *v1alpha1.Ta
 // namesIn lists the ConfigMaps and Secrets of a namespace as Kind/name.
 func namesIn(t *testing.T, ns string) []string {
 	t.Helper()
-	var names []string
 	var cms corev1.ConfigMapList
 	var secrets corev1.SecretList
 	if err := k8s.List(context.Background(), &cms, client.InNamespace(ns)); err != nil {
@@ -275,6 +302,7 @@ func namesIn(t *testing.T, ns string) []string {
 	if err := k8s.List(context.Background(), &secrets, client.InNamespace(ns)); err != nil {
 		t.Fatal(err)
 	}
+	names := make([]string, 0, len(cms.Items)+len(secrets.Items))
 	for _, c := range cms.Items {
 		names = append(names, "ConfigMap/"+c.Name)
 	}
@@ -282,15 +310,6 @@ func namesIn(t *testing.T, ns string) []string {
 		names = append(names, "Secret/"+s.Name)
 	}
 	return names
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func podReady(p *corev1.Pod) bool {
@@ -314,12 +333,14 @@ func inspectProcess(t *testing.T, pod *corev1.Pod, container string) string {
 			Name: name, Image: env.checkerImage, ImagePullPolicy: corev1.PullNever,
 			Command: []string{"/checker", "--inspect-pid=1"},
 			SecurityContext: &corev1.SecurityContext{
-				RunAsUser: ptr.To[int64](65532), RunAsNonRoot: ptr.To(true), AllowPrivilegeEscalation: ptr.To(false),
-				ReadOnlyRootFilesystem: ptr.To(true), Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+				RunAsUser: new(int64(65532)), RunAsNonRoot: new(true), AllowPrivilegeEscalation: new(false),
+				ReadOnlyRootFilesystem: new(true),
+				Capabilities:           &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 			},
 		},
 	})
-	if _, err := clientset.CoreV1().Pods(p.Namespace).UpdateEphemeralContainers(context.Background(), p.Name, p, metav1.UpdateOptions{}); err != nil {
+	pods := clientset.CoreV1().Pods(p.Namespace)
+	if _, err := pods.UpdateEphemeralContainers(context.Background(), p.Name, p, metav1.UpdateOptions{}); err != nil {
 		t.Fatalf("adding an ephemeral container to %s: %v", p.Name, err)
 	}
 	poll(t, time.Minute, "the ephemeral container to finish", func(ctx context.Context) (bool, string) {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,7 +118,11 @@ func forThisCluster(job *batchv1.Job, namespace string) {
 
 // taskOf is the fake's name for a TaskDownload's task.
 func taskOf(td *v1alpha1.TaskDownload) fakepixxel.Task {
-	return fakepixxel.Task{WorkflowID: string(td.Spec.WorkflowID), JobID: string(td.Spec.JobID), TaskID: string(td.Spec.TaskID)}
+	return fakepixxel.Task{
+		WorkflowID: string(td.Spec.WorkflowID),
+		JobID:      string(td.Spec.JobID),
+		TaskID:     string(td.Spec.TaskID),
+	}
 }
 
 // waitReady waits for a TaskDownload's Ready condition to be True for its generation.
@@ -139,7 +144,7 @@ func isReady(td *v1alpha1.TaskDownload) bool {
 }
 
 func conditionsOf(td *v1alpha1.TaskDownload) string {
-	var parts []string
+	parts := make([]string, 0, len(td.Status.Conditions))
 	for _, c := range td.Status.Conditions {
 		parts = append(parts, fmt.Sprintf("%s=%s (%s: %s)", c.Type, c.Status, c.Reason, c.Message))
 	}
@@ -164,15 +169,26 @@ func waitJobComplete(t *testing.T, job *batchv1.Job, timeout time.Duration) {
 				t.Fatalf("Job %s failed: %s: %s\n%s", job.Name, c.Reason, c.Message, podsReport(job.Namespace))
 			}
 		}
-		return false, fmt.Sprintf("active=%d failed=%d succeeded=%d\n%s", job.Status.Active, job.Status.Failed, job.Status.Succeeded, podsReport(job.Namespace))
+		return false, fmt.Sprintf(
+			"active=%d failed=%d succeeded=%d\n%s",
+			job.Status.Active,
+			job.Status.Failed,
+			job.Status.Succeeded,
+			podsReport(job.Namespace),
+		)
 	})
+}
+
+// jobPods selects a Job's pods.
+func jobPods(job *batchv1.Job) client.MatchingLabels {
+	return client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}
 }
 
 // jobPod returns the Job's one pod.
 func jobPod(t *testing.T, job *batchv1.Job) *corev1.Pod {
 	t.Helper()
 	var pods corev1.PodList
-	if err := k8s.List(context.Background(), &pods, client.InNamespace(job.Namespace), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil {
+	if err := k8s.List(context.Background(), &pods, client.InNamespace(job.Namespace), jobPods(job)); err != nil {
 		t.Fatal(err)
 	}
 	if len(pods.Items) != 1 {
@@ -189,11 +205,18 @@ func podsReport(ns string) string {
 	}
 	var b strings.Builder
 	for _, p := range pods.Items {
-		fmt.Fprintf(&b, "  pod %s: phase=%s node=%q gates=%v\n", p.Name, p.Status.Phase, p.Spec.NodeName, p.Spec.SchedulingGates)
+		fmt.Fprintf(
+			&b,
+			"  pod %s: phase=%s node=%q gates=%v\n",
+			p.Name,
+			p.Status.Phase,
+			p.Spec.NodeName,
+			p.Spec.SchedulingGates,
+		)
 		for _, c := range p.Status.Conditions {
 			fmt.Fprintf(&b, "    %s=%s %s %s\n", c.Type, c.Status, c.Reason, c.Message)
 		}
-		for _, cs := range append(append([]corev1.ContainerStatus{}, p.Status.InitContainerStatuses...), p.Status.ContainerStatuses...) {
+		for _, cs := range slices.Concat(p.Status.InitContainerStatuses, p.Status.ContainerStatuses) {
 			fmt.Fprintf(&b, "    container %s: restarts=%d %s\n", cs.Name, cs.RestartCount, stateOf(cs.State))
 		}
 	}
@@ -203,7 +226,12 @@ func podsReport(ns string) string {
 func stateOf(s corev1.ContainerState) string {
 	switch {
 	case s.Terminated != nil:
-		return fmt.Sprintf("terminated exit=%d reason=%s %s", s.Terminated.ExitCode, s.Terminated.Reason, s.Terminated.Message)
+		return fmt.Sprintf(
+			"terminated exit=%d reason=%s %s",
+			s.Terminated.ExitCode,
+			s.Terminated.Reason,
+			s.Terminated.Message,
+		)
 	case s.Running != nil:
 		return "running"
 	case s.Waiting != nil:
@@ -225,7 +253,10 @@ func exitCode(statuses []corev1.ContainerStatus, name string) int {
 // logs returns a container's log.
 func logs(t *testing.T, ns, pod, container string) string {
 	t.Helper()
-	b, err := clientset.CoreV1().Pods(ns).GetLogs(pod, &corev1.PodLogOptions{Container: container}).DoRaw(context.Background())
+	b, err := clientset.CoreV1().
+		Pods(ns).
+		GetLogs(pod, &corev1.PodLogOptions{Container: container}).
+		DoRaw(context.Background())
 	if err != nil {
 		t.Fatalf("logs of %s/%s %s: %v", ns, pod, container, err)
 	}
@@ -253,11 +284,17 @@ func eventsFor(t *testing.T, ns, kind, name string) []string {
 func poll(t *testing.T, timeout time.Duration, what string, cond func(context.Context) (bool, string)) {
 	t.Helper()
 	var note string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
-		var ok bool
-		ok, note = cond(ctx)
-		return ok, nil
-	})
+	err := wait.PollUntilContextTimeout(
+		context.Background(),
+		time.Second,
+		timeout,
+		true,
+		func(ctx context.Context) (bool, error) {
+			var ok bool
+			ok, note = cond(ctx)
+			return ok, nil
+		},
+	)
 	if err != nil {
 		t.Fatalf("%s: not within %s: %s", what, timeout, note)
 	}
@@ -307,7 +344,10 @@ func dumpState() {
 	}
 	tail := int64(60)
 	for _, p := range pods.Items {
-		b, err := clientset.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: "manager", TailLines: &tail}).DoRaw(context.Background())
+		b, err := clientset.CoreV1().
+			Pods(p.Namespace).
+			GetLogs(p.Name, &corev1.PodLogOptions{Container: "manager", TailLines: &tail}).
+			DoRaw(context.Background())
 		if err == nil {
 			fmt.Printf("--- manager log %s (last %d lines)\n%s\n", p.Name, tail, b)
 		}

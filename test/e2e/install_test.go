@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
@@ -25,7 +25,10 @@ import (
 const operatorNamespace = "taskdownload-operator-system"
 
 // operatorSelector selects the manager's Deployment and pods in either install.
-var operatorSelector = client.MatchingLabels{"app.kubernetes.io/name": "taskdownload-operator", "control-plane": "controller-manager"}
+var operatorSelector = client.MatchingLabels{
+	"app.kubernetes.io/name": "taskdownload-operator",
+	"control-plane":          "controller-manager",
+}
 
 // install is one way the operator is installed: from install.yaml, or from the packaged chart with
 // some values.
@@ -73,13 +76,24 @@ patches:
 		"# Host ports are the node's: the old pod must be gone before the new one can bind them.",
 		"- {op: add, path: /spec/strategy, value: {type: Recreate}}",
 		"- {op: add, path: /spec/template/spec/containers/0/imagePullPolicy, value: Never}",
-		fmt.Sprintf("- {op: add, path: /spec/template/spec/containers/0/args/-, value: \"--api-url=%s\"}", platform.URL),
+		fmt.Sprintf(
+			"- {op: add, path: /spec/template/spec/containers/0/args/-, value: \"--api-url=%s\"}",
+			platform.URL,
+		),
 	}
 	if env.apiHost != "" {
-		ops = append(ops,
+		ops = append(
+			ops,
 			"# In-cluster clients must not dial the kubernetes Service's ClusterIP: nothing routes it.",
-			fmt.Sprintf("- {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: KUBERNETES_SERVICE_HOST, value: %q}}", env.apiHost),
-			fmt.Sprintf("- {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: KUBERNETES_SERVICE_PORT, value: %q}}", env.apiPort))
+			fmt.Sprintf(
+				"- {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: KUBERNETES_SERVICE_HOST, value: %q}}",
+				env.apiHost,
+			),
+			fmt.Sprintf(
+				"- {op: add, path: /spec/template/spec/containers/0/env/-, value: {name: KUBERNETES_SERVICE_PORT, value: %q}}",
+				env.apiPort,
+			),
+		)
 	}
 	patch := strings.Join(ops, "\n") + "\n"
 	writeFile(t, filepath.Join(dir, "kustomization.yaml"), kustomization)
@@ -121,7 +135,11 @@ func postRenderer(t *testing.T, image string) string {
 	dir := tempDir(t)
 	overlay(t, dir, image)
 	script := filepath.Join(dir, "post-render")
-	writeFile(t, script, fmt.Sprintf("#!/bin/sh\nset -e\ncat > %q/base.yaml\nexec %q build %q\n", dir, env.kustomize, dir))
+	writeFile(
+		t,
+		script,
+		fmt.Sprintf("#!/bin/sh\nset -e\ncat > %q/base.yaml\nexec %q build %q\n", dir, env.kustomize, dir),
+	)
 	if err := os.Chmod(script, 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -148,13 +166,13 @@ func applyInstall(t *testing.T, want install) {
 	t.Helper()
 	start := time.Now()
 	if want.helm() {
-		args := []string{"upgrade", "--install", "taskdownload-operator", chartPackage(t),
-			"--namespace", operatorNamespace, "--create-namespace", "--reset-values",
-			"--post-renderer", postRenderer(t, want.image)}
+		sets := make([]string, 0, 2*len(want.helmValues))
 		for _, v := range want.helmValues {
-			args = append(args, "--set", v)
+			sets = append(sets, "--set", v)
 		}
-		run(t, env.helm, args...)
+		run(t, env.helm, append([]string{"upgrade", "--install", "taskdownload-operator", chartPackage(t),
+			"--namespace", operatorNamespace, "--create-namespace", "--reset-values",
+			"--post-renderer", postRenderer(t, want.image)}, sets...)...)
 	} else {
 		run(t, env.kubectl, "apply", "--server-side", "--force-conflicts", "-f", renderInstall(t, want.image))
 	}
@@ -180,34 +198,25 @@ func uninstall(t *testing.T) {
 
 // waitOperatorAvailable waits for the manager Deployment to run image, with every replica updated
 // and Available.
-func waitOperatorAvailable(t *testing.T, image string, timeout time.Duration) *appsv1.Deployment {
+func waitOperatorAvailable(t *testing.T, image string, timeout time.Duration) {
 	t.Helper()
-	var dep appsv1.Deployment
-	var last string
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+	poll(t, timeout, "the manager Deployment Available", func(ctx context.Context) (bool, string) {
 		var list appsv1.DeploymentList
-		if err := k8s.List(ctx, &list, client.InNamespace(operatorNamespace), operatorSelector); err != nil || len(list.Items) != 1 {
-			last = fmt.Sprintf("deployments: %d, %v", len(list.Items), err)
-			return false, nil
+		err := k8s.List(ctx, &list, client.InNamespace(operatorNamespace), operatorSelector)
+		if err != nil || len(list.Items) != 1 {
+			return false, fmt.Sprintf("deployments: %d, %v", len(list.Items), err)
 		}
-		dep = list.Items[0]
-		available := false
-		for _, c := range dep.Status.Conditions {
-			if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue {
-				available = true
-			}
-		}
-		want := ptrOr(dep.Spec.Replicas, 1)
-		last = fmt.Sprintf("available=%v updated=%d/%d ready=%d total=%d image=%s", available,
-			dep.Status.UpdatedReplicas, want, dep.Status.ReadyReplicas, dep.Status.Replicas, dep.Spec.Template.Spec.Containers[0].Image)
-		return available && dep.Status.ObservedGeneration == dep.Generation && dep.Status.UpdatedReplicas == want &&
-			dep.Status.Replicas == want && dep.Status.AvailableReplicas == want &&
-			dep.Spec.Template.Spec.Containers[0].Image == image, nil
+		dep := list.Items[0]
+		available := slices.ContainsFunc(dep.Status.Conditions, func(c appsv1.DeploymentCondition) bool {
+			return c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue
+		})
+		want, running := ptrOr(dep.Spec.Replicas, 1), dep.Spec.Template.Spec.Containers[0].Image
+		st := dep.Status
+		done := available && st.ObservedGeneration == dep.Generation && st.UpdatedReplicas == want &&
+			st.Replicas == want && st.AvailableReplicas == want && running == image
+		return done, fmt.Sprintf("available=%v updated=%d/%d ready=%d total=%d image=%s",
+			available, st.UpdatedReplicas, want, st.ReadyReplicas, st.Replicas, running)
 	})
-	if err != nil {
-		t.Fatalf("the manager Deployment is not Available within %s: %s", timeout, last)
-	}
-	return &dep
 }
 
 // managerPod returns the one running manager pod.
@@ -239,13 +248,11 @@ func ptrOr(p *int32, def int32) int32 {
 // waitGone waits until obj no longer exists.
 func waitGone(t *testing.T, obj client.Object, timeout time.Duration) {
 	t.Helper()
-	err := wait.PollUntilContextTimeout(context.Background(), time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+	what := fmt.Sprintf("%T %s gone", obj, client.ObjectKeyFromObject(obj))
+	poll(t, timeout, what, func(ctx context.Context) (bool, string) {
 		err := k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj)
-		return apierrors.IsNotFound(err), nil
+		return apierrors.IsNotFound(err), fmt.Sprint(err)
 	})
-	if err != nil {
-		t.Fatalf("%T %s still exists after %s", obj, client.ObjectKeyFromObject(obj), timeout)
-	}
 }
 
 // tempDir is a directory removed when the test ends, whose name, unlike t.TempDir's, never holds a

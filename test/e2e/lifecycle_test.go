@@ -5,7 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"sort"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -49,11 +49,17 @@ func TestRestartAndFailover(t *testing.T) {
 func failover(t *testing.T, ns, kind string, disrupt func(*testing.T, *corev1.Pod)) {
 	const n, pending = 200, 3
 	team(t, ns)
-	var tds []*v1alpha1.TaskDownload
+	tds := make([]*v1alpha1.TaskDownload, 0, n)
 	for i := range n {
 		td := taskDownload(ns, fmt.Sprintf("td-%03d", i), fmt.Sprintf("%s-%03d", ns, i), nil)
 		task := taskOf(td)
-		platform.Script(task, fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Pending(), fakepixxel.Ready(platform.SignedURLFor(task)))
+		platform.Script(
+			task,
+			fakepixxel.Pending(),
+			fakepixxel.Pending(),
+			fakepixxel.Pending(),
+			fakepixxel.Ready(platform.SignedURLFor(task)),
+		)
 		tds = append(tds, td)
 	}
 	createAll(t, tds)
@@ -96,12 +102,19 @@ func failover(t *testing.T, ns, kind string, disrupt func(*testing.T, *corev1.Po
 			t.Errorf("%s: %d platform calls, want at most %d (pending %d + 2)", td.Name, c, pending+2, pending)
 		}
 	}
-	sort.Ints(calls)
+	slices.Sort(calls)
 	sum := 0
 	for _, c := range calls {
 		sum += c
 	}
-	t.Logf("calls per object after %s: mean %.2f, max %d (pending %d, so %d is ideal)", kind, float64(sum)/n, calls[n-1], pending, pending+1)
+	t.Logf(
+		"calls per object after %s: mean %.2f, max %d (pending %d, so %d is ideal)",
+		kind,
+		float64(sum)/n,
+		calls[n-1],
+		pending,
+		pending+1,
+	)
 }
 
 // lease returns the Lease's holder, waiting until there is one.
@@ -151,10 +164,21 @@ func TestUpgradeAndUninstall(t *testing.T) {
 	}
 	useInstall(t, kubectlInstall)
 	ns := team(t, "e2e-upgrade")
-	create(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}, Data: map[string]string{"a": "b"}})
-	var tds []*v1alpha1.TaskDownload
+	create(
+		t,
+		&corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
+			Data:       map[string]string{"a": "b"},
+		},
+	)
+	tds := make([]*v1alpha1.TaskDownload, 0, 5)
 	for i := range 5 {
-		td := taskDownload(ns, fmt.Sprintf("up-%d", i), fmt.Sprintf("task-upgrade-%d", i), &v1alpha1.Target{Kind: v1alpha1.TargetConfigMap})
+		td := taskDownload(
+			ns,
+			fmt.Sprintf("up-%d", i),
+			fmt.Sprintf("task-upgrade-%d", i),
+			&v1alpha1.Target{Kind: v1alpha1.TargetConfigMap},
+		)
 		create(t, td)
 		tds = append(tds, td)
 	}
@@ -167,9 +191,7 @@ func TestUpgradeAndUninstall(t *testing.T) {
 	stop := make(chan struct{})
 	var notReady []string
 	var watched sync.WaitGroup
-	watched.Add(1)
-	go func() {
-		defer watched.Done()
+	watched.Go(func() {
 		for {
 			select {
 			case <-stop:
@@ -178,12 +200,16 @@ func TestUpgradeAndUninstall(t *testing.T) {
 			}
 			for _, td := range tds {
 				cur := &v1alpha1.TaskDownload{}
-				if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(td), cur); err == nil && !isReady(cur) {
-					notReady = append(notReady, fmt.Sprintf("%s at %s: %s", td.Name, time.Now().Format(time.TimeOnly), conditionsOf(cur)))
+				if err := k8s.Get(context.Background(), client.ObjectKeyFromObject(td), cur); err == nil &&
+					!isReady(cur) {
+					notReady = append(
+						notReady,
+						fmt.Sprintf("%s at %s: %s", td.Name, time.Now().Format(time.TimeOnly), conditionsOf(cur)),
+					)
 				}
 			}
 		}
-	}()
+	})
 	before := lease(t)
 	applyInstall(t, install{name: kubectlInstall.name, image: env.imageNext})
 	poll(t, time.Minute, "the new manager leading", func(ctx context.Context) (bool, string) {
@@ -203,7 +229,13 @@ func TestUpgradeAndUninstall(t *testing.T) {
 
 	t.Run("uninstall removes the operator and CRD, so TaskDownloads and their targets", func(t *testing.T) {
 		uninstall(t)
-		waitGone(t, &apiextensionsv1.CustomResourceDefinition{ObjectMeta: metav1.ObjectMeta{Name: "taskdownloads.downloads.pixxel.space"}}, 2*time.Minute)
+		waitGone(
+			t,
+			&apiextensionsv1.CustomResourceDefinition{
+				ObjectMeta: metav1.ObjectMeta{Name: "taskdownloads.downloads.pixxel.space"},
+			},
+			2*time.Minute,
+		)
 		for _, td := range tds {
 			waitGone(t, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: td.Name}}, 2*time.Minute)
 		}
@@ -215,12 +247,13 @@ func TestUpgradeAndUninstall(t *testing.T) {
 				t.Errorf("%T %s was deleted by the uninstall", obj, obj.GetName())
 			}
 		}
-		var crbs []string
 		var list metav1.PartialObjectMetadataList
 		list.SetGroupVersionKind(schemaGVK("rbac.authorization.k8s.io", "v1", "ClusterRoleBindingList"))
-		if err := k8s.List(context.Background(), &list, client.MatchingLabels{"app.kubernetes.io/name": "taskdownload-operator"}); err != nil {
+		operator := client.MatchingLabels{"app.kubernetes.io/name": "taskdownload-operator"}
+		if err := k8s.List(context.Background(), &list, operator); err != nil {
 			t.Fatal(err)
 		}
+		crbs := make([]string, 0, len(list.Items))
 		for _, i := range list.Items {
 			crbs = append(crbs, i.Name)
 		}

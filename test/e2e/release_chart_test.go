@@ -12,7 +12,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
@@ -25,7 +24,13 @@ import (
 // 3. Scheduling gates under a real scheduler: the gated sample Job's pod waits, unscheduled, until
 // its TaskDownload is Ready; a foreign gate keeps a pod gated.
 func TestSchedulingGates(t *testing.T) {
-	useInstall(t, install{name: "chart with operator.schedulingGates=true", helmValues: []string{"operator.schedulingGates=true"}})
+	useInstall(
+		t,
+		install{
+			name:       "chart with operator.schedulingGates=true",
+			helmValues: []string{"operator.schedulingGates=true"},
+		},
+	)
 	ns := team(t, "e2e-gates")
 	td, _ := sample(t, "taskdownload_job_fetch.yaml") // defines scene-42, which the gated Job waits for
 	_, job := sample(t, "taskdownload_job_gate.yaml")
@@ -36,7 +41,7 @@ func TestSchedulingGates(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "foreign-gate"},
 		Spec: corev1.PodSpec{
 			SchedulingGates: []corev1.PodSchedulingGate{{Name: gate}, {Name: "example.com/quota"}},
-			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532)},
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: new(true), RunAsUser: new(int64(65532))},
 			Containers: []corev1.Container{{Name: "c", Image: env.checkerImage, ImagePullPolicy: corev1.PullNever,
 				Command: []string{"/checker", "--inspect-pid=1"}}},
 			RestartPolicy: corev1.RestartPolicyNever,
@@ -48,12 +53,17 @@ func TestSchedulingGates(t *testing.T) {
 	var pod *corev1.Pod
 	poll(t, time.Minute, "the gated pod to say why it waits", func(ctx context.Context) (bool, string) {
 		var pods corev1.PodList
-		if err := k8s.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{"batch.kubernetes.io/job-name": job.Name}); err != nil || len(pods.Items) != 1 {
+		if err := k8s.List(ctx, &pods, client.InNamespace(ns), jobPods(job)); err != nil || len(pods.Items) != 1 {
 			return false, fmt.Sprintf("%d pods, %v", len(pods.Items), err)
 		}
 		pod = &pods.Items[0]
 		events := eventsFor(t, ns, "Pod", pod.Name)
-		return slices.ContainsFunc(events, func(e string) bool { return strings.HasPrefix(e, "TaskDownloadNotFound") }), fmt.Sprint(events)
+		return slices.ContainsFunc(
+				events,
+				func(e string) bool { return strings.HasPrefix(e, "TaskDownloadNotFound") },
+			), fmt.Sprint(
+				events,
+			)
 	})
 	assertGated(t, pod.Name, ns)
 	t.Logf("pod %s waits: %v", pod.Name, eventsFor(t, ns, "Pod", pod.Name))
@@ -67,7 +77,13 @@ func TestSchedulingGates(t *testing.T) {
 	waitJobComplete(t, job, 5*time.Minute)
 	pod = jobPod(t, job)
 	if pod.Spec.NodeName == "" || pod.Status.Phase != corev1.PodSucceeded || len(pod.Spec.SchedulingGates) != 0 {
-		t.Errorf("pod %s: node %q, phase %s, gates %v; want bound, Succeeded, no gates", pod.Name, pod.Spec.NodeName, pod.Status.Phase, pod.Spec.SchedulingGates)
+		t.Errorf(
+			"pod %s: node %q, phase %s, gates %v; want bound, Succeeded, no gates",
+			pod.Name,
+			pod.Spec.NodeName,
+			pod.Status.Phase,
+			pod.Spec.SchedulingGates,
+		)
 	}
 
 	// The foreign gate is not ours to remove.
@@ -93,7 +109,8 @@ func assertGated(t *testing.T, name, ns string) {
 	}
 	gated := false
 	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Reason == corev1.PodReasonSchedulingGated {
+		if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse &&
+			c.Reason == corev1.PodReasonSchedulingGated {
 			gated = true
 		}
 	}
@@ -113,7 +130,13 @@ func TestHelm(t *testing.T) {
 		a := team(t, "team-a")
 		team(t, "team-b")
 		c := team(t, "team-c")
-		useInstall(t, install{name: "chart namespaced", helmValues: []string{"rbac.namespaced=true", "operator.watchNamespaces={team-a,team-b}"}})
+		useInstall(
+			t,
+			install{
+				name:       "chart namespaced",
+				helmValues: []string{"rbac.namespaced=true", "operator.watchNamespaces={team-a,team-b}"},
+			},
+		)
 		outside := taskDownload(c, "outside", "task-team-c", &v1alpha1.Target{Kind: v1alpha1.TargetConfigMap})
 		create(t, outside)
 		userPath(t, a)

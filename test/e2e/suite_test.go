@@ -13,7 +13,6 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
-	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
@@ -22,7 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -101,7 +100,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "e2e: storage server: %v\n", err)
 		return 1
 	}
-	defer storage.Close()
+	defer func() { _ = storage.Close() }()
 	platform = fakepixxel.NewUnstarted()
 	l, err := net.Listen("tcp", net.JoinHostPort(env.hostAddr, "0"))
 	if err != nil {
@@ -144,7 +143,12 @@ func newPackageServer(addr string) (*packageServer, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(body)
-	s := &packageServer{URL: "http://" + l.Addr().String(), body: body, files: files, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	s := &packageServer{
+		URL:   "http://" + l.Addr().String(),
+		body:  body,
+		files: files,
+		etag:  `"` + hex.EncodeToString(sum[:16]) + `"`,
+	}
 	s.Server = &http.Server{Handler: s, ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = s.Serve(l) }()
 	return s, nil
@@ -158,18 +162,21 @@ func (s *packageServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("ETag", s.etag)
 	w.Header().Set("Content-Type", "application/gzip")
-	http.ServeContent(w, r, "", time.Unix(1_790_000_000, 0), bytes.NewReader(s.body))
+	http.ServeContent(w, r, "", packaged, bytes.NewReader(s.body))
 }
 
 // expectArgs are the checker's --expect flags for every file of the package.
 func (s *packageServer) expectArgs() []string {
-	var args []string
+	args := make([]string, 0, len(s.files))
 	for name, sum := range s.files {
 		args = append(args, "--expect="+name+"="+sum)
 	}
-	sort.Strings(args)
+	slices.Sort(args)
 	return args
 }
+
+// packaged is the package's time, as its files and the storage server's Last-Modified say.
+var packaged = time.Unix(1_790_000_000, 0)
 
 // buildPackage makes a tar.gz of several files (random imagery bands, metadata) and their SHA-256.
 func buildPackage() ([]byte, map[string]string, error) {
@@ -186,18 +193,20 @@ func buildPackage() ([]byte, map[string]string, error) {
 	for n := range files {
 		names = append(names, n)
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	sums := map[string]string{}
 	dirs := map[string]bool{}
 	for _, n := range names {
 		if d := filepath.Dir(n); d != "." && !dirs[d] {
 			dirs[d] = true
-			if err := tw.WriteHeader(&tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: time.Unix(1_790_000_000, 0)}); err != nil {
+			h := &tar.Header{Name: d + "/", Typeflag: tar.TypeDir, Mode: 0o755, ModTime: packaged}
+			if err := tw.WriteHeader(h); err != nil {
 				return nil, nil, err
 			}
 		}
 		body := files[n]
-		if err := tw.WriteHeader(&tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: time.Unix(1_790_000_000, 0)}); err != nil {
+		h := &tar.Header{Name: n, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body)), ModTime: packaged}
+		if err := tw.WriteHeader(h); err != nil {
 			return nil, nil, err
 		}
 		if _, err := tw.Write(body); err != nil {
@@ -237,11 +246,4 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
-}
-
-// ctx returns a context bounded by the test's deadline, or by d.
-func ctx(t *testing.T, d time.Duration) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return c
 }

@@ -20,7 +20,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 )
 
@@ -71,7 +71,7 @@ func main() {
 			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
+	slices.Sort(names)
 	for _, n := range names {
 		w, expected := want[n]
 		g, present := got[n]
@@ -103,7 +103,7 @@ func inspectPID(pid int) (string, error) {
 		return "", err
 	}
 	ids := map[string]string{}
-	for _, line := range strings.Split(string(status), "\n") {
+	for line := range strings.SplitSeq(string(status), "\n") {
 		key, rest, ok := strings.Cut(line, ":")
 		if f := strings.Fields(rest); ok && (key == "Uid" || key == "Gid") && len(f) > 1 {
 			ids[key] = f[1] // real, effective, saved, filesystem
@@ -114,11 +114,11 @@ func inspectPID(pid int) (string, error) {
 		return "", err
 	}
 	root := "unknown"
-	for _, line := range strings.Split(string(mounts), "\n") {
+	for line := range strings.SplitSeq(string(mounts), "\n") {
 		// id parent major:minor root mount-point options ...
 		if f := strings.Fields(line); len(f) > 5 && f[4] == "/" {
 			root = "rw"
-			for _, o := range strings.Split(f[5], ",") {
+			for o := range strings.SplitSeq(f[5], ",") {
 				if o == "ro" {
 					root = "ro"
 				}
