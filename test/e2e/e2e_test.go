@@ -146,20 +146,7 @@ func userPath(t *testing.T, ns string) {
 func TestGarbageCollection(t *testing.T) {
 	useInstall(t, kubectlInstall)
 	ns := team(t, "e2e-gc")
-	create(
-		t,
-		&corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
-			Data:       map[string]string{"a": "b"},
-		},
-	)
-	create(
-		t,
-		&corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
-			StringData: map[string]string{"a": "b"},
-		},
-	)
+	createUnrelated(t, ns)
 	tds := make([]*v1alpha1.TaskDownload, 0, 2)
 	for _, kind := range []v1alpha1.TargetKind{v1alpha1.TargetConfigMap, v1alpha1.TargetSecret} {
 		td := taskDownload(
@@ -244,6 +231,15 @@ func TestMetricsUnderRBAC(t *testing.T) {
 	if code, _ := scrape(url, stranger); code != http.StatusForbidden {
 		t.Errorf("with a ServiceAccount not bound to metrics-reader: HTTP %d, want 403", code)
 	}
+}
+
+// createUnrelated creates a ConfigMap and a Secret named "unrelated", which nothing the operator does
+// may delete.
+func createUnrelated(t *testing.T, ns string) {
+	t.Helper()
+	meta := metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}
+	create(t, &corev1.ConfigMap{ObjectMeta: meta, Data: map[string]string{"a": "b"}})
+	create(t, &corev1.Secret{ObjectMeta: meta, StringData: map[string]string{"a": "b"}})
 }
 
 // serviceAccountToken creates a ServiceAccount and returns a token for it (TokenRequest).

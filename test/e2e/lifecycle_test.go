@@ -164,13 +164,7 @@ func TestUpgradeAndUninstall(t *testing.T) {
 	}
 	useInstall(t, kubectlInstall)
 	ns := team(t, "e2e-upgrade")
-	create(
-		t,
-		&corev1.ConfigMap{
-			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"},
-			Data:       map[string]string{"a": "b"},
-		},
-	)
+	createUnrelated(t, ns)
 	tds := make([]*v1alpha1.TaskDownload, 0, 5)
 	for i := range 5 {
 		td := taskDownload(
@@ -242,6 +236,7 @@ func TestUpgradeAndUninstall(t *testing.T) {
 		for _, obj := range []client.Object{
 			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pixxel-api-key"}},
 			&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "unrelated"}},
 		} {
 			if !exists(t, obj) {
 				t.Errorf("%T %s was deleted by the uninstall", obj, obj.GetName())
