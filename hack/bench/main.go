@@ -32,6 +32,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 // benchNS holds the measured TaskDownloads.
@@ -131,6 +132,8 @@ func main() {
 	flag.IntVar(&c.perWait, "per-wait", 50, "latency mode: TaskDownloads for each -ready-after time")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard()) // the bench reports through its own output
+	// SIGINT, SIGTERM or the end of `go run` stop the control plane and the manager, not only the bench.
+	teardown.Start()
 
 	if err := c.complete(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -190,7 +193,7 @@ func benchmark(c config) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = os.RemoveAll(work) }()
+	defer teardown.Add(func() { _ = os.RemoveAll(work) })()
 	managerBin, err := buildManager(work)
 	if err != nil {
 		return err

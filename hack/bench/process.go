@@ -13,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 // managerPprofAddr serves the manager's pprof profiles when BENCH_MANAGER_PROFILE is set.
@@ -93,6 +94,7 @@ func startManager(bin string, args []string, logPath string) (*managerProcess, e
 		return nil, err
 	}
 	go func() { _ = m.cmd.Wait(); _ = logFile.Close(); close(m.exited) }()
+	teardown.Add(m.stop)
 	return m, nil
 }
 

@@ -22,6 +22,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 var (
@@ -46,6 +47,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	teardown.Start() // SIGTERM to make test-chaos stops the control plane and the managers
 	var err error
 	workDir, err = os.MkdirTemp("", "taskdownload-chaos-")
 	if err != nil {
@@ -108,7 +110,7 @@ func startManager(t *testing.T, name, namespace, api string, extra ...string) *p
 	}
 	p := &process{cmd: cmd, exited: make(chan struct{}), log: logPath}
 	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(p.exited) }()
-	t.Cleanup(p.kill)
+	t.Cleanup(teardown.Add(p.kill))
 	return p
 }
 
