@@ -377,11 +377,11 @@ func (b *Budget) observe(e *entry, t ticket, err error) {
 		b.growLocked(e, now)
 	case !isAPIErr:
 		// No answer, or one that says nothing about the rate limit or the key.
-	case apiErr.StatusCode == http.StatusTooManyRequests:
+	case apiErr.Kind() == pixxel.KindRateLimited:
 		b.rateLimitedLocked(e, t.epoch, apiErr, now)
-	case apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden:
+	case apiErr.Kind() == pixxel.KindUnauthorized || apiErr.Kind() == pixxel.KindForbidden:
 		b.refusedLocked(e, apiErr, now)
-	case apiErr.StatusCode < http.StatusInternalServerError:
+	case apiErr.Kind() != pixxel.KindServerError:
 		// The platform served the call (400, 404 and so on): it was within its limit.
 		b.growLocked(e, now)
 	}
