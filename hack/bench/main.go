@@ -262,7 +262,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer mgr.stop()
+	defer mgr.Kill()
 	time.Sleep(3 * time.Second) // caches sync before the clock starts
 
 	readyCh, err := watchReady(ctx, cl.cfg, benchNS, c.n, nil)
@@ -299,7 +299,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	logf("CPU seconds while getting Ready: %v", readyCPU)
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
 	compareFloorWrites(ctx, cl.k8s)
-	if err := gated.report(ctx, mgr.exited, c.out); err != nil {
+	if err := gated.report(ctx, mgr.Exited, c.out); err != nil {
 		return Result{}, err
 	}
 	time.Sleep(time.Second) // let the last status writes and events land in the metrics
@@ -322,7 +322,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	rss, cpu, err := procStats(mgr.cmd.Process.Pid)
+	rss, cpu, err := procStats(mgr.Cmd.Process.Pid)
 	if err != nil {
 		return Result{}, err
 	}
