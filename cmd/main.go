@@ -74,7 +74,8 @@ func main() {
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
 		"TaskDownloads reconciled at once.")
 	flag.Float64Var(&kubeQPS, "kube-api-qps", manager.DefaultKubeAPIQPS, "Kubernetes API requests per second.")
-	flag.IntVar(&kubeBurst, "kube-api-burst", manager.DefaultKubeAPIBurst, "Burst of Kubernetes API requests above --kube-api-qps.")
+	flag.IntVar(&kubeBurst, "kube-api-burst", manager.DefaultKubeAPIBurst,
+		"Burst of Kubernetes API requests above --kube-api-qps.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
 	flag.BoolVar(&o.EnableSchedulingGates, "enable-scheduling-gates", o.EnableSchedulingGates,

@@ -9,6 +9,7 @@ import (
 // The helper reads the URL from the key the operator publishes it under.
 func TestDefaultURLEnvIsThePublishedKey(t *testing.T) {
 	if defaultURLEnv != downloadsv1alpha1.KeySignedURL {
-		t.Fatalf("fetch reads $%s by default; the operator publishes the URL as %s", defaultURLEnv, downloadsv1alpha1.KeySignedURL)
+		t.Fatalf("fetch reads $%s by default; the operator publishes the URL as %s",
+			defaultURLEnv, downloadsv1alpha1.KeySignedURL)
 	}
 }

@@ -83,8 +83,9 @@ func TestDefaultsAgreeEverywhere(t *testing.T) {
 			t.Errorf("README.md: no flag table row for %s", flags)
 			continue
 		}
-		var written []string
-		for _, m := range regexp.MustCompile("`([^`]*)`").FindAllStringSubmatch(row[1], -1) {
+		quoted := regexp.MustCompile("`([^`]*)`").FindAllStringSubmatch(row[1], -1)
+		written := make([]string, 0, len(quoted))
+		for _, m := range quoted {
 			written = append(written, m[1])
 		}
 		ok := len(written) == len(want)

@@ -3,6 +3,7 @@ package teardowntest
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -106,9 +107,7 @@ func stopMidRun(t *testing.T, c command, viaParent bool) {
 			t.Fatalf("%s exited before it was stopped; output:\n%s", c.name, out.String())
 		case <-time.After(200 * time.Millisecond):
 		}
-		for pid, name := range descendants(root) {
-			seen[pid] = name
-		}
+		maps.Copy(seen, descendants(root))
 	}
 	if err := syscall.Kill(root, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
