@@ -75,6 +75,16 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 		go test -count=1 -timeout 30m ./... -coverprofile cover.out
 	go -C hack/image test -count=1 ./...
 
+# Packages whose tests need no API server, no process of the manager and no built artefact: pure tables
+# and httptest fakes. The envtest suites (internal/controllertest, internal/*test, and the envtest tests
+# in internal/metrics, internal/recorder, internal/schedulinggate) run only under make test.
+UNIT_PKGS ?= ./cmd/... ./hack/bench ./internal/budget ./internal/controller ./internal/fetch ./internal/manager ./internal/pixxel \
+	./internal/signedurl ./internal/testsupport/envtestutil ./internal/testsupport/fakepixxel ./internal/testsupport/teardown
+
+.PHONY: test-unit
+test-unit: ## Run the pure tests only (no API server, no image): the inner loop, in seconds.
+	go test -count=1 $(UNIT_PKGS)
+
 .PHONY: test-chaos
 test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).
 	CHAOS_N=$${CHAOS_N:-1000} KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" go test -count=1 -v ./internal/chaostest/

@@ -73,8 +73,9 @@ func main() {
 	flag.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Most platform API calls at once with one API key.")
 	flag.IntVar(&o.MaxConcurrentReconciles, "max-concurrent-reconciles", o.MaxConcurrentReconciles,
 		"TaskDownloads reconciled at once.")
-	flag.Float64Var(&kubeQPS, "kube-api-qps", 300, "Kubernetes API requests per second.")
-	flag.IntVar(&kubeBurst, "kube-api-burst", 600, "Burst of Kubernetes API requests above --kube-api-qps.")
+	flag.Float64Var(&kubeQPS, "kube-api-qps", manager.DefaultKubeAPIQPS, "Kubernetes API requests per second.")
+	flag.IntVar(&kubeBurst, "kube-api-burst", manager.DefaultKubeAPIBurst,
+		"Burst of Kubernetes API requests above --kube-api-qps.")
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
 	flag.BoolVar(&o.EnableSchedulingGates, "enable-scheduling-gates", o.EnableSchedulingGates,
@@ -89,11 +90,11 @@ func main() {
 			"Enabling this will ensure there is only one active controller manager.")
 	flag.StringVar(&leaderElectionNamespace, "leader-election-namespace", "",
 		"Namespace of the leader election Lease; defaults to $POD_NAMESPACE, else the pod's namespace.")
-	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", 15*time.Second,
+	flag.DurationVar(&leaseDuration, "leader-elect-lease-duration", manager.DefaultLeaseDuration,
 		"How long standby replicas wait before taking over a lease that is not renewed.")
-	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", 10*time.Second,
+	flag.DurationVar(&renewDeadline, "leader-elect-renew-deadline", manager.DefaultRenewDeadline,
 		"How long the leader retries renewing its lease before giving up leadership.")
-	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", 2*time.Second,
+	flag.DurationVar(&retryPeriod, "leader-elect-retry-period", manager.DefaultRetryPeriod,
 		"How often replicas try to acquire or renew the lease.")
 	flag.BoolVar(&secureMetrics, "metrics-secure", true,
 		"If set, the metrics endpoint is served securely via HTTPS. Use --metrics-secure=false to use HTTP instead.")

@@ -82,3 +82,7 @@ const (
 	KeyJobID      = "JOB_ID"
 	KeyTaskID     = "TASK_ID"
 )
+
+// SchedulingGatePrefix starts the name of every pod scheduling gate the operator removes
+// (--enable-scheduling-gates); the rest is a TaskDownload's name: downloads.pixxel.space/<name>.
+const SchedulingGatePrefix = "downloads.pixxel.space/"

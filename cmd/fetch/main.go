@@ -32,6 +32,10 @@ func main() {
 	os.Exit(code)
 }
 
+// defaultURLEnv is the published key SIGNED_URL (api/v1alpha1.KeySignedURL; fetch does not import the
+// API types, which would pull Kubernetes' libraries into the helper: contract_test.go ties the two).
+const defaultURLEnv = "SIGNED_URL"
+
 const synopsis = `Usage: fetch --url-file FILE --dest DIR [flags]
 
 Downloads the package behind the signed URL that the taskdownload operator publishes, and extracts it
@@ -107,7 +111,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return fetch.ExitOK
 	}
 	if o.URLFile == "" && o.URLEnv == "" {
-		o.URLEnv = "SIGNED_URL"
+		o.URLEnv = defaultURLEnv
 	}
 	err := fetch.Run(ctx, o)
 	if err != nil {

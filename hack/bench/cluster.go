@@ -17,6 +17,7 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 )
 
 // cluster is a kube-apiserver + etcd started for one bench run, with the bench's own clients.
@@ -118,13 +119,13 @@ func watchReady(ctx context.Context, cfg *rest.Config, ns string, n int,
 }
 
 // waitReady waits for a watchReady channel, the manager's exit, or the timeout.
-func waitReady(done <-chan struct{}, mgr *managerProcess, n int, timeout time.Duration) error {
+func waitReady(done <-chan struct{}, mgr *managerproc.Process, n int, timeout time.Duration) error {
 	select {
 	case <-done:
 		return nil
-	case <-mgr.exited:
-		return mgr.explain(errors.New("the manager exited"))
+	case <-mgr.Exited:
+		return explain(mgr, errors.New("the manager exited"))
 	case <-time.After(timeout):
-		return mgr.explain(fmt.Errorf("not all %d TaskDownloads became Ready in %s", n, timeout))
+		return explain(mgr, fmt.Errorf("not all %d TaskDownloads became Ready in %s", n, timeout))
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 )
 
 // latencyReport is bench-latency.json.
@@ -67,7 +68,7 @@ func runLatency(c config, managerBin, work string) error {
 	if err != nil {
 		return err
 	}
-	defer mgr.stop()
+	defer mgr.Kill()
 	time.Sleep(3 * time.Second) // caches sync before the clock starts
 
 	report := latencyReport{
@@ -94,7 +95,7 @@ func runLatency(c config, managerBin, work string) error {
 
 // measureWait creates c.perWait TaskDownloads in a namespace of their own whose tasks become ready wait
 // after their first call, and measures how late each is seen Ready.
-func measureWait(ctx context.Context, c config, cl *cluster, fake *fakepixxel.Server, mgr *managerProcess,
+func measureWait(ctx context.Context, c config, cl *cluster, fake *fakepixxel.Server, mgr *managerproc.Process,
 	wait time.Duration) (latencyResult, error) {
 	ns := "latency-" + strings.ReplaceAll(wait.String(), ".", "-")
 	if err := load.Namespace(ctx, cl.k8s, ns, "bench-key"); err != nil {

@@ -32,6 +32,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 // benchNS holds the measured TaskDownloads.
@@ -131,6 +132,8 @@ func main() {
 	flag.IntVar(&c.perWait, "per-wait", 50, "latency mode: TaskDownloads for each -ready-after time")
 	flag.Parse()
 	ctrl.SetLogger(logr.Discard()) // the bench reports through its own output
+	// SIGINT, SIGTERM or the end of `go run` stop the control plane and the manager, not only the bench.
+	teardown.Start()
 
 	if err := c.complete(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -190,7 +193,7 @@ func benchmark(c config) error {
 	if err != nil {
 		return err
 	}
-	defer func() { _ = os.RemoveAll(work) }()
+	defer teardown.Add(func() { _ = os.RemoveAll(work) })()
 	managerBin, err := buildManager(work)
 	if err != nil {
 		return err
@@ -259,7 +262,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer mgr.stop()
+	defer mgr.Kill()
 	time.Sleep(3 * time.Second) // caches sync before the clock starts
 
 	readyCh, err := watchReady(ctx, cl.cfg, benchNS, c.n, nil)
@@ -296,7 +299,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	logf("CPU seconds while getting Ready: %v", readyCPU)
 	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
 	compareFloorWrites(ctx, cl.k8s)
-	if err := gated.report(ctx, mgr.exited, c.out); err != nil {
+	if err := gated.report(ctx, mgr.Exited, c.out); err != nil {
 		return Result{}, err
 	}
 	time.Sleep(time.Second) // let the last status writes and events land in the metrics
@@ -319,7 +322,7 @@ func run(c config, managerBin, work string) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	rss, cpu, err := procStats(mgr.cmd.Process.Pid)
+	rss, cpu, err := procStats(mgr.Cmd.Process.Pid)
 	if err != nil {
 		return Result{}, err
 	}

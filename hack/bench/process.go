@@ -6,13 +6,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 )
 
 // managerPprofAddr serves the manager's pprof profiles when BENCH_MANAGER_PROFILE is set.
@@ -64,42 +62,15 @@ func tail(path string) string {
 // binary's mapped pages count in its RSS.
 func buildManager(dir string) (string, error) {
 	logf("building the manager")
-	bin := filepath.Join(dir, "manager")
-	build := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./cmd")
-	build.Dir, build.Stdout, build.Stderr = envtestutil.RepoRoot(), os.Stdout, os.Stderr
-	if err := build.Run(); err != nil {
-		return "", fmt.Errorf("building the manager: %w", err)
-	}
-	return bin, nil
-}
-
-// managerProcess is the manager binary running as its own process, as it runs in a cluster.
-type managerProcess struct {
-	cmd     *exec.Cmd
-	logPath string
-	exited  chan struct{}
+	return managerproc.Build(dir, "-trimpath", "-ldflags=-s -w")
 }
 
 // startManager starts the manager with args, its output going to logPath.
-func startManager(bin string, args []string, logPath string) (*managerProcess, error) {
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		return nil, err
-	}
-	m := &managerProcess{cmd: exec.Command(bin, args...), logPath: logPath, exited: make(chan struct{})}
-	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
-	if err := m.cmd.Start(); err != nil {
-		_ = logFile.Close()
-		return nil, err
-	}
-	go func() { _ = m.cmd.Wait(); _ = logFile.Close(); close(m.exited) }()
-	return m, nil
+func startManager(bin string, args []string, logPath string) (*managerproc.Process, error) {
+	return managerproc.Start(bin, args, nil, logPath)
 }
 
-// stop kills the manager and waits for it to exit.
-func (m *managerProcess) stop() { _ = m.cmd.Process.Kill(); <-m.exited }
-
 // explain adds the end of the manager's log to err.
-func (m *managerProcess) explain(err error) error {
-	return fmt.Errorf("%w (manager log: %s)", err, tail(m.logPath))
+func explain(m *managerproc.Process, err error) error {
+	return fmt.Errorf("%w (manager log: %s)", err, tail(m.LogPath))
 }

@@ -13,11 +13,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -36,6 +34,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 const namespace = "demo"
@@ -44,7 +43,8 @@ func main() {
 	keep := flag.Bool("keep", os.Getenv("KEEP") == "1", "keep everything running until Ctrl-C")
 	timeout := flag.Duration("timeout", 5*time.Minute, "how long to wait for the TaskDownloads to settle")
 	flag.Parse()
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// SIGINT, SIGTERM or the end of `go run` cancel ctx; run's defers then stop what it started.
+	ctx, stop := teardown.Context(context.Background())
 	defer stop()
 	if err := run(ctx, *keep, *timeout); err != nil {
 		fmt.Fprintf(os.Stderr, "\ndemo failed: %v\n", err)

@@ -26,7 +26,8 @@ import (
 func runTool(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("tool", flag.ExitOnError)
 	root := fs.String("root", ".", "The module root.")
-	mainPkg := fs.String("main", "", "Main package to build, relative to --root (required); the binary is /<its base name>.")
+	mainPkg := fs.String("main", "",
+		"Main package to build, relative to --root (required); the binary is /<its base name>.")
 	out := fs.String("out", "", "Directory to write the OCI image layout to (required).")
 	tag := fs.String("tag", "e2e", "Tag recorded as the layout's org.opencontainers.image.ref.name.")
 	user := fs.String("user", "65532:65532", "User the image runs as.")
@@ -43,7 +44,8 @@ func runTool(ctx context.Context, args []string) error {
 	}
 	defer func() { _ = os.RemoveAll(work) }()
 	bin := filepath.Join(work, name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w", "-o", bin, *mainPkg)
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
+		"-o", bin, *mainPkg)
 	cmd.Dir = *root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

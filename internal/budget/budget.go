@@ -30,6 +30,14 @@ const (
 	// DefaultMaxWait is the longest a call waits for its turn while holding the caller (a reconcile
 	// worker); a later turn is handed back as a rate-limited error carrying the delay.
 	DefaultMaxWait = time.Second
+	// DefaultMaxRate is the ceiling of a key's rate (calls/s) when Options.MaxRate is not set; the
+	// manager sets it from --api-qps.
+	DefaultMaxRate = 20
+	// DefaultProbeInterval is how often a key whose breaker is open is tried again, when
+	// Options.ProbeInterval is not set; the manager sets it from --max-poll-interval.
+	DefaultProbeInterval = 5 * time.Minute
+	// DefaultIdleTimeout is how long an unused key's state is kept (at least three probe intervals).
+	DefaultIdleTimeout = 10 * time.Minute
 	// DefaultMaxWaiters is the most callers that may wait for one key at once, so that one busy key
 	// cannot hold every reconcile worker while other keys' objects wait for one.
 	DefaultMaxWaiters = 32
@@ -131,7 +139,7 @@ type entry struct {
 // New returns a budget.
 func New(o Options) *Budget {
 	if o.MaxRate <= 0 {
-		o.MaxRate = 20
+		o.MaxRate = DefaultMaxRate
 	}
 	if o.MaxBurst < 1 {
 		o.MaxBurst = 1
@@ -147,10 +155,10 @@ func New(o Options) *Budget {
 		o.MaxWaiters = DefaultMaxWaiters
 	}
 	if o.ProbeInterval <= 0 {
-		o.ProbeInterval = 5 * time.Minute
+		o.ProbeInterval = DefaultProbeInterval
 	}
 	if o.IdleTimeout <= 0 {
-		o.IdleTimeout = 10 * time.Minute
+		o.IdleTimeout = DefaultIdleTimeout
 	}
 	o.IdleTimeout = max(o.IdleTimeout, 3*o.ProbeInterval)
 	if o.Clock == nil {
@@ -377,11 +385,11 @@ func (b *Budget) observe(e *entry, t ticket, err error) {
 		b.growLocked(e, now)
 	case !isAPIErr:
 		// No answer, or one that says nothing about the rate limit or the key.
-	case apiErr.StatusCode == http.StatusTooManyRequests:
+	case apiErr.Kind() == pixxel.KindRateLimited:
 		b.rateLimitedLocked(e, t.epoch, apiErr, now)
-	case apiErr.StatusCode == http.StatusUnauthorized || apiErr.StatusCode == http.StatusForbidden:
+	case apiErr.Kind() == pixxel.KindUnauthorized || apiErr.Kind() == pixxel.KindForbidden:
 		b.refusedLocked(e, apiErr, now)
-	case apiErr.StatusCode < http.StatusInternalServerError:
+	case apiErr.Kind() != pixxel.KindServerError:
 		// The platform served the call (400, 404 and so on): it was within its limit.
 		b.growLocked(e, now)
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync/atomic"
@@ -22,6 +21,8 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 var (
@@ -46,6 +47,7 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
+	teardown.Start() // SIGTERM to make test-chaos stops the control plane and the managers
 	var err error
 	workDir, err = os.MkdirTemp("", "taskdownload-chaos-")
 	if err != nil {
@@ -53,11 +55,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer func() { _ = os.RemoveAll(workDir) }()
-	managerBin = filepath.Join(workDir, "manager")
-	build := exec.Command("go", "build", "-o", managerBin, "./cmd")
-	build.Dir, build.Stdout, build.Stderr = envtestutil.RepoRoot(), os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building the manager:", err)
+	if managerBin, err = managerproc.Build(workDir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	var cfg *rest.Config
@@ -80,42 +79,21 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-// process is one running manager.
-type process struct {
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    string
-}
-
-// startManager runs the manager binary for one namespace against api.
-func startManager(t *testing.T, name, namespace, api string, extra ...string) *process {
+// startManager runs the manager binary for one namespace against api; the test's end kills it.
+func startManager(t *testing.T, name, namespace, api string, extra ...string) *managerproc.Process {
 	t.Helper()
-	logPath := filepath.Join(workDir, name+".log")
-	logFile, err := os.Create(logPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	args := append([]string{
 		"--kubeconfig=" + kubeconfig, "--api-url=" + api, "--watch-namespaces=" + namespace,
 		"--poll-interval=200ms", "--max-poll-interval=2s", "--request-timeout=1s",
 		"--api-qps=1000", "--api-burst=1000",
 		"--metrics-bind-address=0", "--health-probe-bind-address=0",
 	}, extra...)
-	cmd := exec.Command(managerBin, args...)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
+	p, err := managerproc.Start(managerBin, args, nil, filepath.Join(workDir, name+".log"))
+	if err != nil {
 		t.Fatal(err)
 	}
-	p := &process{cmd: cmd, exited: make(chan struct{}), log: logPath}
-	go func() { _ = cmd.Wait(); _ = logFile.Close(); close(p.exited) }()
-	t.Cleanup(p.kill)
+	t.Cleanup(p.Kill)
 	return p
-}
-
-// kill ends the process with SIGKILL: no clean-up, no lease release.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.exited
 }
 
 // newFake starts a fake platform endpoint for many tasks: unscripted tasks answer pending that many
@@ -188,7 +166,7 @@ func TestRestartWhilePendingLosesNothing(t *testing.T) {
 			return td.Status.Phase == downloadsv1alpha1.PhasePending
 		})).To(Equal(n))
 	}).WithTimeout(2 * time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
-	first.kill()
+	first.Kill()
 	t.Logf("killed the manager with %d pending objects after %d API calls", n, fake.TotalCalls())
 
 	startManager(t, "restart-2", ns, fake.URL)
@@ -223,7 +201,7 @@ func TestLeaderFailover(t *testing.T) {
 
 	holder := leaseHolder(ns)
 	killed := time.Now()
-	a.kill()
+	a.Kill()
 	NewWithT(t).Eventually(func() string { return leaseHolder(ns) }).WithTimeout(30*time.Second).
 		WithPolling(50*time.Millisecond).Should(And(Not(BeEmpty()), Not(Equal(holder))), "the standby takes the lease")
 	acquired := time.Since(killed)

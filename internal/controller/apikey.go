@@ -83,18 +83,17 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (ctrl
 	if err := r.APIReader.Get(ctx, name, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.forget(name)
-			return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonSecretNotFound,
-				"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", ref.Name, s.td.Namespace)
+			return ctrl.Result{}, secretNotFound(ref.Name, s.td.Namespace)
 		}
 		return ctrl.Result{}, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
 	}
 	value, ok := secret.Data[dataKey]
 	if !ok {
-		return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonSecretKeyNotFound, "Secret %q has no key %q", ref.Name, dataKey)
+		return ctrl.Result{}, secretKeyNotFound(ref.Name, dataKey)
 	}
 	key := strings.TrimSpace(string(value))
 	if key == "" {
-		return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonSecretKeyEmpty, "Secret %q key %q is empty", ref.Name, dataKey)
+		return ctrl.Result{}, secretKeyEmpty(ref.Name, dataKey)
 	}
 	r.keys.store(name, secret.ResourceVersion, dataKey, key)
 	s.apiKey, s.secretVersion = key, secret.ResourceVersion

@@ -3,7 +3,6 @@ package controller
 import (
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
@@ -50,9 +49,39 @@ func stalledFailure(reason, format string, args ...any) *failure {
 	return &failure{reason: reason, message: fmt.Sprintf(format, args...), retry: retryNever, stalled: true}
 }
 
-// classify maps an error from the platform API client to the operator's response. It is the one place
-// that decides which answers stall, which wait and which back off. The message is the client's text,
-// which never carries the API key.
+// The failures the operator finds itself, beside the platform's answers (classify): each says what the
+// user must change. The Secret watch brings the object back when the Secret changes.
+
+func secretNotFound(name, namespace string) *failure {
+	return stalledFailure(downloadsv1alpha1.ReasonSecretNotFound,
+		"Secret %q named by spec.apiKeySecretRef does not exist in namespace %q", name, namespace)
+}
+
+func secretKeyNotFound(name, dataKey string) *failure {
+	return stalledFailure(downloadsv1alpha1.ReasonSecretKeyNotFound, "Secret %q has no key %q", name, dataKey)
+}
+
+func secretKeyEmpty(name, dataKey string) *failure {
+	return stalledFailure(downloadsv1alpha1.ReasonSecretKeyEmpty, "Secret %q key %q is empty", name, dataKey)
+}
+
+// taskFailed is the platform's answer that the package failed: asking again gets the same answer.
+func taskFailed(taskStatus string) *failure {
+	return stalledFailure(downloadsv1alpha1.ReasonTaskFailed, "The platform reports the download package as %q", taskStatus)
+}
+
+// targetConflict is the failure of a target name taken by an object this TaskDownload does not
+// control. The operator never touches such an object; it looks again every --max-poll-interval.
+func targetConflict(kind downloadsv1alpha1.TargetKind, name string) *failure {
+	return &failure{reason: downloadsv1alpha1.ReasonTargetConflict, retry: retrySlow, stalled: true,
+		message: fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
+			"delete or rename it, or choose another spec.target.name", kind, name)}
+}
+
+// classify maps an error from the platform API client to the operator's response. With the
+// constructors above, it is the one place that decides which outcomes stall, which wait and which back
+// off; the status codes are read once, by pixxel.Error.Kind. The message is the client's text, which
+// never carries the API key: the client redacts it from every answer.
 func classify(err error) *failure {
 	if d, ok := errors.AsType[*budget.DeferredError](err); ok {
 		return &failure{reason: downloadsv1alpha1.ReasonRateLimited, message: deferredMessage(d), retry: retryAfter,
@@ -80,18 +109,18 @@ func classifyStatus(e *pixxel.Error) *failure {
 	stalledButRetried := func(reason string) *failure {
 		return &failure{reason: reason, message: msg, retry: retrySlow, stalled: true}
 	}
-	switch {
-	case e.StatusCode == http.StatusBadRequest:
+	switch e.Kind() {
+	case pixxel.KindBadRequest:
 		return &failure{reason: downloadsv1alpha1.ReasonBadRequest, message: msg, retry: retryNever, stalled: true}
-	case e.StatusCode == http.StatusUnauthorized:
+	case pixxel.KindUnauthorized:
 		return stalledButRetried(downloadsv1alpha1.ReasonUnauthorized)
-	case e.StatusCode == http.StatusForbidden:
+	case pixxel.KindForbidden:
 		return stalledButRetried(downloadsv1alpha1.ReasonForbidden)
-	case e.StatusCode == http.StatusNotFound:
+	case pixxel.KindNotFound:
 		return stalledButRetried(downloadsv1alpha1.ReasonNotFound)
-	case e.StatusCode == http.StatusTooManyRequests:
+	case pixxel.KindRateLimited:
 		return &failure{reason: downloadsv1alpha1.ReasonRateLimited, message: msg, retry: retryAfter, delay: e.RetryAfter, keepReady: true}
-	case e.StatusCode >= 500:
+	case pixxel.KindServerError:
 		return &failure{reason: downloadsv1alpha1.ReasonAPIUnavailable, message: msg, retry: retryAfter, delay: e.RetryAfter}
 	default:
 		// Other 4xx answers are not documented; treat them as the server being unable to serve us now.

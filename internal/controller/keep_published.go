@@ -18,7 +18,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (c
 	if !s.inputsHandled() || !hasPublishedURL(td.Status) || publishedForAnotherTask(td) {
 		return ctrl.Result{}, nil
 	}
-	refresh, _ := r.refreshAt(td)
+	refresh, _ := r.publishedRefreshAt(td)
 	if !s.now.Before(refresh) {
 		s.log.V(1).Info("Refreshing signed URL", "refreshAt", refresh)
 		return ctrl.Result{}, nil
@@ -49,9 +49,9 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (c
 	return fresh, nil
 }
 
-// refreshAt is when the TaskDownload's published URL is due for replacement (see the pure refreshAt),
-// counted from status.lastRequestTime, when the URL was obtained.
-func (r *TaskDownloadReconciler) refreshAt(td *downloadsv1alpha1.TaskDownload) (time.Time, bool) {
+// publishedRefreshAt is when the URL the TaskDownload's status describes is due for replacement:
+// refreshAtFor counted from status.lastRequestTime, when the URL was obtained.
+func (r *TaskDownloadReconciler) publishedRefreshAt(td *downloadsv1alpha1.TaskDownload) (time.Time, bool) {
 	st := td.Status
 	if st.LastRequestTime == nil {
 		return time.Time{}, false
@@ -64,5 +64,5 @@ func (r *TaskDownloadReconciler) refreshAt(td *downloadsv1alpha1.TaskDownload) (
 	if td.Spec.RefreshBefore != nil {
 		before = &td.Spec.RefreshBefore.Duration
 	}
-	return refreshAt(st.LastRequestTime.Time, expires, before, r.DefaultURLTTL)
+	return refreshAtFor(st.LastRequestTime.Time, expires, before, r.DefaultURLTTL)
 }

@@ -53,7 +53,7 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (ctrl.Re
 	if td.Spec.RefreshBefore != nil {
 		before = &td.Spec.RefreshBefore.Duration
 	}
-	refresh, clamped := refreshAt(obtainedAt(s.now), expires, before, r.DefaultURLTTL)
+	refresh, clamped := refreshAtFor(obtainedAt(s.now), expires, before, r.DefaultURLTTL)
 	s.obs.refreshClamped = clamped
 	s.log.Info("Published signed URL", "target", s.obs.targetDesc, "url", signedurl.Redact(pub.signedURL),
 		"expiresAt", pub.expiresAt, "refreshAt", refresh, "refreshBeforeClamped", clamped)

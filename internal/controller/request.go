@@ -53,20 +53,19 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 	}
 	if err != nil {
 		f := classify(err)
-		f.message = conditionMessage(printable(f.message, s.apiKey))
+		f.message = conditionMessage(f.message)
 		if !f.stalled {
 			s.obs.pendingSince = waitingSince
 		}
 		s.log.Info("Download request failed", "reason", f.reason, "message", f.message)
 		return ctrl.Result{}, f
 	}
-	s.obs.answered, s.obs.taskStatus = true, taskStatusText(d.Status, s.apiKey)
+	s.obs.answered, s.obs.taskStatus = true, taskStatusText(d.Status)
 
 	switch d.State() {
 	case pixxel.StateFailed:
 		s.log.Info("Download package failed", "taskStatus", s.obs.taskStatus)
-		return ctrl.Result{}, stalledFailure(downloadsv1alpha1.ReasonTaskFailed,
-			"The platform reports the download package as %q", s.obs.taskStatus)
+		return ctrl.Result{}, taskFailed(s.obs.taskStatus)
 	case pixxel.StatePending:
 		if waitingSince == nil {
 			waitingSince = &metav1.MicroTime{Time: s.now}

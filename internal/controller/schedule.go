@@ -14,11 +14,11 @@ import (
 // arrives, again and again.
 const minUseFraction = 3
 
-// refreshAt is when a URL obtained at obtained should be replaced: refreshBefore ahead of its expiry,
+// refreshAtFor is when a URL obtained at obtained should be replaced: refreshBefore ahead of its expiry,
 // or once two thirds of its lifetime have passed. An unknown expiry (nil, or not after obtained) means
 // a lifetime of defaultTTL. clamped says refreshBefore was too long for this URL and a third of its
 // lifetime is used instead.
-func refreshAt(obtained time.Time, expiresAt *time.Time, refreshBefore *time.Duration, defaultTTL time.Duration) (at time.Time, clamped bool) {
+func refreshAtFor(obtained time.Time, expiresAt *time.Time, refreshBefore *time.Duration, defaultTTL time.Duration) (at time.Time, clamped bool) {
 	if expiresAt == nil || !expiresAt.After(obtained) {
 		return obtained.Add(defaultTTL * 2 / 3), false
 	}

@@ -32,7 +32,7 @@ func TestRefreshAt(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			got, clamped := refreshAt(obtained, tc.expires, tc.refreshBefore, 3*time.Hour)
+			got, clamped := refreshAtFor(obtained, tc.expires, tc.refreshBefore, 3*time.Hour)
 			g.Expect(got.Sub(obtained)).To(Equal(tc.want))
 			g.Expect(clamped).To(Equal(tc.clamped))
 			if tc.expires != nil && tc.expires.After(obtained) {

@@ -65,7 +65,7 @@ type observation struct {
 	statusURL  string
 	targetDesc string
 	refreshed  bool
-	// refreshClamped: spec.refreshBefore is too long for this URL's lifetime (see refreshAt).
+	// refreshClamped: spec.refreshBefore is too long for this URL's lifetime (see refreshAtFor).
 	refreshClamped bool
 
 	// withdrawn says why the published URL was removed, if it was.

@@ -13,7 +13,7 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
 
-// refreshClampNote ends the Ready message while spec.refreshBefore is clamped (see refreshAt).
+// refreshClampNote ends the Ready message while spec.refreshBefore is clamped (see refreshAtFor).
 const refreshClampNote = "; spec.refreshBefore is not shorter than the URL's lifetime, so it is refreshed after a third of it"
 
 // summarize returns the status that follows prev after a reconcile of the given generation observed

@@ -92,14 +92,6 @@ func writeData(obj client.Object, data map[string]string) {
 	}
 }
 
-// targetConflict is the failure of a target name taken by an object this TaskDownload does not
-// control. The operator never touches such an object; it looks again every --max-poll-interval.
-func targetConflict(kind downloadsv1alpha1.TargetKind, name string) *failure {
-	return &failure{reason: downloadsv1alpha1.ReasonTargetConflict, retry: retrySlow, stalled: true,
-		message: fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
-			"delete or rename it, or choose another spec.target.name", kind, name)}
-}
-
 // getTarget reads the TaskDownload's target from the cache, which holds only the objects the operator
 // labelled. A miss means absent or not ours: writeTarget's create tells which.
 func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (client.Object, error) {

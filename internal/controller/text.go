@@ -13,15 +13,10 @@ const (
 	maxMessageBytes    = 1024
 )
 
-// printable makes platform text safe to show: control characters and invalid UTF-8 removed, the API
-// key (and any run of it the platform echoed) replaced by [redacted].
-func printable(text, apiKey string) string {
-	return signedurl.RedactSecret(signedurl.CleanText(text), apiKey)
-}
-
-// taskStatusText bounds the platform's raw status to what status.taskStatus and the STATUS key hold.
-func taskStatusText(status, apiKey string) string {
-	s := []rune(printable(status, apiKey))
+// taskStatusText bounds the platform's status (cleaned, and the API key redacted, by the client) to
+// what status.taskStatus and the STATUS key hold.
+func taskStatusText(status string) string {
+	s := []rune(signedurl.CleanText(status))
 	if len(s) <= maxTaskStatusRunes {
 		return string(s)
 	}

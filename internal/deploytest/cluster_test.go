@@ -2,11 +2,8 @@ package deploytest
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -23,6 +20,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 )
 
 var (
@@ -40,12 +38,7 @@ func managerBinary(t *testing.T) string {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "manager")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd")
-		cmd.Dir = envtestutil.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build ./cmd: %w\n%s", err, out)
-		}
+		binPath, buildErr = managerproc.Build(dir)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

@@ -154,7 +154,7 @@ func checkInstallation(t *testing.T, c *cluster, m *managerProcess, deploy *unst
 		checkMetricsAuth(t, c, m)
 	}
 	m.stop(t)
-	g.Expect(m.log()).NotTo(MatchRegexp("(?i)forbidden"), "the installed RBAC refused the manager")
+	g.Expect(m.Log()).NotTo(MatchRegexp("(?i)forbidden"), "the installed RBAC refused the manager")
 }
 
 // checkHelmInstallNotes runs `helm install --dry-run=server` against the empty cluster: helm checks

@@ -5,8 +5,6 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net/http"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -23,13 +21,13 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 )
 
 // managerProcess is the manager binary running as a rendered Deployment's container.
 type managerProcess struct {
-	cmd                    *exec.Cmd
-	exited                 chan struct{}
-	logPath                string
+	*managerproc.Process
 	probeAddr, metricsAddr string
 }
 
@@ -44,7 +42,7 @@ func (c *cluster) startManager(t *testing.T, bin string, deploy *unstructured.Un
 	mc := managerContainer(t, deploy)
 	g.Expect(stringSlice(mc, "command")).To(Equal([]string{"/manager"}))
 
-	m := &managerProcess{exited: make(chan struct{}), logPath: filepath.Join(dir, "manager.log")}
+	m := &managerProcess{}
 	rendered := stringSlice(mc, "args")
 	args := make([]string, 0, len(rendered)+1)
 	for _, a := range rendered {
@@ -75,16 +73,11 @@ func (c *cluster) startManager(t *testing.T, bin string, deploy *unstructured.Un
 	kubeconfig := c.kubeconfig(t, dir, fmt.Sprintf("system:serviceaccount:%s:%s", deploy.GetNamespace(), sa))
 	args = append(args, "--kubeconfig="+kubeconfig)
 
-	logFile, err := os.Create(m.logPath)
+	var err error
+	m.Process, err = managerproc.Start(bin, args, containerEnv(t, deploy, mc), filepath.Join(dir, "manager.log"))
 	g.Expect(err).NotTo(HaveOccurred())
-	m.cmd = exec.Command(bin, args...)
-	m.cmd.Env = containerEnv(t, deploy, mc)
-	m.cmd.Stdout, m.cmd.Stderr = logFile, logFile
-	g.Expect(m.cmd.Start()).To(Succeed())
-	go func() { _ = m.cmd.Wait(); _ = logFile.Close(); close(m.exited) }()
 	t.Cleanup(func() {
-		_ = m.cmd.Process.Kill()
-		<-m.exited
+		m.Kill()
 		if t.Failed() {
 			t.Log(m.tail())
 		}
@@ -146,30 +139,19 @@ func (c *cluster) kubeconfig(t *testing.T, dir, user string) string {
 	return path
 }
 
-func (m *managerProcess) log() string {
-	data, _ := os.ReadFile(m.logPath)
-	return string(data)
-}
-
 // tail describes the manager's last log lines for a failed assertion.
-func (m *managerProcess) tail() string {
-	lines := strings.Split(strings.TrimSpace(m.log()), "\n")
-	if len(lines) > 40 {
-		lines = lines[len(lines)-40:]
-	}
-	return "manager log (last lines):\n" + strings.Join(lines, "\n")
-}
+func (m *managerProcess) tail() string { return "manager log (last lines):\n" + m.Tail(40) }
 
 // stop ends the manager as the kubelet does (SIGTERM) and expects a clean exit.
 func (m *managerProcess) stop(t *testing.T) {
 	t.Helper()
-	_ = m.cmd.Process.Signal(syscall.SIGTERM)
+	_ = m.Cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-m.exited:
+	case <-m.Exited:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the manager did not stop within 30s of SIGTERM\n%s", m.tail())
 	}
-	NewWithT(t).Expect(m.cmd.ProcessState.ExitCode()).To(BeZero(), m.tail)
+	NewWithT(t).Expect(m.Cmd.ProcessState.ExitCode()).To(BeZero(), m.tail)
 }
 
 // get requests path on addr (https with a bearer token when token is set) and returns the status code.

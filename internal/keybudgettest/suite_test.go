@@ -22,6 +22,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/suite"
 )
 
 const (
@@ -40,20 +41,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
+	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-2))))
+	os.Exit(suite.Main(m, setup))
 }
 
-func run(m *testing.M) int {
-	ctrl.SetLogger(zap.New(zap.WriteTo(logs), zap.Level(zapcore.Level(-2))))
-	env, cfg, err := envtestutil.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-
-	fake = fakepixxel.New()
-	defer fake.Close()
+func setup(e *suite.Env) error {
+	fake = e.Fake
 	fake.SetDefaultPending(1)
 	fake.SetLatency(latency)
 	fake.SetKeyLimit(keyLimit)
@@ -64,25 +57,25 @@ func run(m *testing.M) int {
 	o.APIURL = fake.URL
 	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
-	k8s, err = client.New(envtestutil.Unthrottled(cfg), client.Options{Scheme: manager.NewScheme()})
+	var err error
+	k8s, err = client.New(envtestutil.Unthrottled(e.Config), client.Options{Scheme: manager.NewScheme()})
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	stop, err := managertest.Start(envtestutil.Unthrottled(cfg), o)
+	stop, err := managertest.Start(envtestutil.Unthrottled(e.Config), o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	defer stop()
-	code := m.Run()
-	for _, key := range []string{keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed} {
-		if strings.Contains(logs.String(), key) {
-			fmt.Fprintf(os.Stderr, "FAIL: the operator's logs contain the API key %q\n", key)
-			return 1
+	e.Defer(stop)
+	e.Check(func() error {
+		for _, key := range []string{keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed} {
+			if strings.Contains(logs.String(), key) {
+				return fmt.Errorf("the operator's logs contain the API key %q", key)
+			}
 		}
-	}
-	return code
+		return nil
+	})
+	return nil
 }
 
 // The API keys of the tests; the logs must not contain them.

@@ -63,6 +63,18 @@ type Options struct {
 	Manager ctrl.Options
 }
 
+// The defaults of the flags cmd/main.go passes on outside Options: the Kubernetes client's limits and
+// leader election's timing. With DefaultOptions they are the one home of every default; a test
+// (defaults_test.go) fails when dist/chart/values.yaml, config/manager/manager.yaml or the README's flag
+// table says otherwise.
+const (
+	DefaultKubeAPIQPS    = 300
+	DefaultKubeAPIBurst  = 600
+	DefaultLeaseDuration = 15 * time.Second
+	DefaultRenewDeadline = 10 * time.Second
+	DefaultRetryPeriod   = 2 * time.Second
+)
+
 // DefaultOptions returns the defaults documented for the manager's flags.
 func DefaultOptions() Options {
 	return Options{

@@ -28,6 +28,47 @@ type Error struct {
 	RetryAfter time.Duration
 }
 
+// Kind is what an answer's HTTP status says. It is the one reading of status codes: the controller
+// (internal/controller, classify) maps each kind to stall, wait or back off, and the key's budget
+// (internal/budget) to a pause, an open breaker or a grown rate.
+type Kind int
+
+const (
+	// KindOther is an answer the API does not document (another 4xx, or a 3xx not followed).
+	KindOther Kind = iota
+	// KindBadRequest (400): the request itself is wrong; asking again gets the same answer.
+	KindBadRequest
+	// KindUnauthorized (401): the API key is not valid.
+	KindUnauthorized
+	// KindForbidden (403): the key may not access the workflow, job or task.
+	KindForbidden
+	// KindNotFound (404): the workflow, job or task does not exist (yet).
+	KindNotFound
+	// KindRateLimited (429): the key is over its rate limit.
+	KindRateLimited
+	// KindServerError (5xx): the platform cannot serve the call now.
+	KindServerError
+)
+
+// Kind returns what the answer's status says.
+func (e *Error) Kind() Kind {
+	switch {
+	case e.StatusCode == http.StatusBadRequest:
+		return KindBadRequest
+	case e.StatusCode == http.StatusUnauthorized:
+		return KindUnauthorized
+	case e.StatusCode == http.StatusForbidden:
+		return KindForbidden
+	case e.StatusCode == http.StatusNotFound:
+		return KindNotFound
+	case e.StatusCode == http.StatusTooManyRequests:
+		return KindRateLimited
+	case e.StatusCode >= http.StatusInternalServerError:
+		return KindServerError
+	}
+	return KindOther
+}
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "platform API answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))

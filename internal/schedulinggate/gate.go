@@ -19,7 +19,7 @@ import (
 
 // GatePrefix starts the name of every gate this controller removes; the rest is a TaskDownload's name.
 // A gate's name part is at most 63 characters, so a TaskDownload with a longer name cannot be waited on.
-const GatePrefix = "downloads.pixxel.space/"
+const GatePrefix = downloadsv1alpha1.SchedulingGatePrefix
 
 // GateName is the scheduling gate that holds a pod until TaskDownload name is Ready.
 func GateName(taskDownload string) string { return GatePrefix + taskDownload }

@@ -2,7 +2,6 @@ package schedulinggate_test
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -21,9 +20,9 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/suite"
 )
 
 const (
@@ -43,32 +42,17 @@ var (
 	next    = make(chan string, len(watched))
 )
 
-func TestMain(m *testing.M) { os.Exit(run(m)) }
-
-func run(m *testing.M) int {
+func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
-	env, c, err := envtestutil.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	cfg = c
-	fake = fakepixxel.New()
-	defer fake.Close()
-	fake.RequireAPIKey(apiKey)
+	os.Exit(suite.Main(m, setup))
+}
 
-	k8s, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+func setup(e *suite.Env) error {
+	cfg, k8s, fake = e.Config, e.Client, e.Fake
+	fake.RequireAPIKey(apiKey)
 	for _, ns := range append([]string{unwatched}, watched...) {
-		if err := k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+		if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
 		}
 	}
 	for _, ns := range watched {
@@ -84,11 +68,10 @@ func run(m *testing.M) int {
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	stop, err := managertest.Start(cfg, o)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	defer stop()
-	return m.Run()
+	e.Defer(stop)
+	return nil
 }
 
 // namespace returns a watched namespace of its own for the test, with the API-key Secret in it.

@@ -10,6 +10,8 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
 // K8sVersion is the Kubernetes version the tests run against.
@@ -43,7 +45,8 @@ func AssetsDir() (string, error) {
 }
 
 // Start starts kube-apiserver and etcd with the CRDs from config/crd/bases installed. Options may
-// adjust the environment before it starts.
+// adjust the environment before it starts. The environment's stop is registered with teardown, so that a
+// command that called teardown.Start stops it on SIGINT or SIGTERM.
 func Start(opts ...func(*envtest.Environment)) (*envtest.Environment, *rest.Config, error) {
 	dir, err := AssetsDir()
 	if err != nil {
@@ -57,6 +60,8 @@ func Start(opts ...func(*envtest.Environment)) (*envtest.Environment, *rest.Conf
 	for _, o := range opts {
 		o(env)
 	}
+	// Registered before it starts: a signal during the start stops what has started so far.
+	teardown.Add(func() { _ = env.Stop() })
 	cfg, err := env.Start()
 	if err != nil {
 		return nil, nil, fmt.Errorf("starting envtest: %w", err)

@@ -1,4 +1,4 @@
-package controller_test
+package controllertest
 
 import (
 	"context"
@@ -22,9 +22,9 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/suite"
 )
 
 const (
@@ -51,24 +51,13 @@ func (c *offsetClock) Since(t time.Time) time.Duration { return c.Now().Sub(t) }
 func (c *offsetClock) Advance(d time.Duration)         { c.offset.Add(int64(d)) }
 
 func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
 	// Debug level, so that the secret scan also covers V(1) logs.
 	ctrl.SetLogger(zap.New(zap.WriteTo(logBuffer), zap.Level(zapcore.Level(-2))))
+	os.Exit(suite.Main(m, setup))
+}
 
-	env, c, err := envtestutil.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	defer func() { _ = env.Stop() }()
-	cfg = c
-
-	fake = fakepixxel.New()
-	defer fake.Close()
-
+func setup(e *suite.Env) error {
+	cfg, k8s, fake = e.Config, e.Client, e.Fake
 	o := manager.DefaultOptions()
 	o.APIURL = fake.URL
 	o.PollInterval, o.MaxPollInterval = pollInterval, maxPoll
@@ -79,28 +68,23 @@ func run(m *testing.M) int {
 	// The restart test starts a second manager in this process with the same controller name.
 	o.Manager.Controller.SkipNameValidation = new(true)
 	managerOptions = o
-	k8s, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
+	var err error
 	if stopManager, err = startManager(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+		return err
 	}
-	defer func() { stopManager() }()
-
-	code := m.Run()
-	// DUMP_LOGS=1 prints the operator's log, to debug a failing test.
-	if os.Getenv("DUMP_LOGS") != "" {
-		fmt.Fprintln(os.Stderr, logBuffer.String())
-	}
-	// Parallel tests finish after TestNoSecretsInLogsOrEvents; scan their output too.
-	if leak := secretLeak(logBuffer.String()); leak != "" {
-		fmt.Fprintf(os.Stderr, "FAIL: the operator's logs contain %s\n", leak)
-		return 1
-	}
-	return code
+	e.Defer(func() { stopManager() })
+	e.Check(func() error {
+		// DUMP_LOGS=1 prints the operator's log, to debug a failing test.
+		if os.Getenv("DUMP_LOGS") != "" {
+			fmt.Fprintln(os.Stderr, logBuffer.String())
+		}
+		// Parallel tests finish after TestNoSecretsInLogsOrEvents; scan their output too.
+		if leak := secretLeak(logBuffer.String()); leak != "" {
+			return fmt.Errorf("the operator's logs contain %s", leak)
+		}
+		return nil
+	})
+	return nil
 }
 
 // managerOptions configure the operator under test; stopManager stops the running one.

@@ -1,0 +1,80 @@
+// Package suite is the one TestMain of the envtest suites (internal/controllertest, internal/keybudgettest,
+// internal/schedulinggate): a real kube-apiserver and etcd with the operator's CRDs, a fake platform, and
+// a client, started once per package; whatever the suite starts on top (the manager) is stopped with them.
+package suite
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/pixxel-space/taskdownload-operator/internal/manager"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
+)
+
+// Env is what a suite's tests share.
+type Env struct {
+	// Config reaches the API server as an administrator.
+	Config *rest.Config
+	// Client uses Config and the operator's scheme.
+	Client client.Client
+	// Fake is the platform's download endpoint.
+	Fake *fakepixxel.Server
+
+	stops  []func()
+	checks []func() error
+}
+
+// Defer stops f after the tests, before what was started earlier.
+func (e *Env) Defer(f func()) { e.stops = append(e.stops, f) }
+
+// Check adds a check of what the whole suite left behind (its logs, say), run after the tests: an
+// error fails the package.
+func (e *Env) Check(f func() error) { e.checks = append(e.checks, f) }
+
+// Main starts the API server, the fake and the client, lets setup configure the suite (start the
+// manager, create namespaces), runs the tests and the checks, and stops everything, newest first. It
+// returns the exit code for os.Exit: func TestMain(m *testing.M) { os.Exit(suite.Main(m, setup)) }.
+// SIGINT, SIGTERM or the end of `go test` stop the control plane too (internal/testsupport/teardown).
+func Main(m *testing.M, setup func(*Env) error) int {
+	teardown.Start()
+	e := &Env{}
+	defer func() {
+		for _, stop := range slices.Backward(e.stops) {
+			stop()
+		}
+	}()
+	if err := e.start(setup); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	for _, check := range e.checks {
+		if err := check(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+func (e *Env) start(setup func(*Env) error) error {
+	env, cfg, err := envtestutil.Start()
+	if err != nil {
+		return err
+	}
+	e.Defer(func() { _ = env.Stop() })
+	e.Config = cfg
+	e.Fake = fakepixxel.New()
+	e.Defer(e.Fake.Close)
+	if e.Client, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()}); err != nil {
+		return err
+	}
+	return setup(e)
+}
