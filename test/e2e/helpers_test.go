@@ -17,7 +17,6 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -26,6 +25,7 @@ import (
 
 	v1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
 
 // team makes a namespace with the API-key Secret the samples name, removed when the test ends.
@@ -139,8 +139,7 @@ func waitReady(t *testing.T, key client.ObjectKey, timeout time.Duration) *v1alp
 }
 
 func isReady(td *v1alpha1.TaskDownload) bool {
-	c := apimeta.FindStatusCondition(td.Status.Conditions, v1alpha1.ConditionReady)
-	return c != nil && c.Status == metav1.ConditionTrue && td.Status.ObservedGeneration == td.Generation
+	return load.IsReady(td) && td.Status.ObservedGeneration == td.Generation
 }
 
 func conditionsOf(td *v1alpha1.TaskDownload) string {

@@ -19,6 +19,7 @@ import (
 
 	v1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
 
 // 5. Restart and failover as pods: with 200 TaskDownloads pending, the manager pod is deleted, and
@@ -135,22 +136,7 @@ func lease(t *testing.T) string {
 // createAll creates objects with a few requests in flight.
 func createAll(t *testing.T, tds []*v1alpha1.TaskDownload) {
 	t.Helper()
-	var wg sync.WaitGroup
-	errs := make(chan error, len(tds))
-	sem := make(chan struct{}, 8)
-	for _, td := range tds {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; wg.Done() }()
-			if err := k8s.Create(context.Background(), td); err != nil {
-				errs <- fmt.Errorf("%s: %w", td.Name, err)
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
+	if err := load.Run(len(tds), 8, func(i int) error { return k8s.Create(context.Background(), tds[i]) }); err != nil {
 		t.Fatal(err)
 	}
 }
