@@ -84,12 +84,29 @@ func TestGrafanaDashboard(t *testing.T) {
 	g.Expect(json.Unmarshal([]byte(chartJSON), &dash)).To(Succeed())
 	g.Expect(dash.UID).NotTo(BeEmpty())
 	g.Expect(dash.Panels).NotTo(BeEmpty())
+	panelOf := map[string]string{} // query → the panel that shows it
+	titles := map[string]bool{}
+	queried := map[string]bool{} // metric names any panel queries
+	metricName := regexp.MustCompile(`\b(taskdownload_[a-z0-9_]+)`)
 	for _, p := range dash.Panels {
 		g.Expect(p.Targets).NotTo(BeEmpty(), p.Title)
+		g.Expect(titles).NotTo(HaveKey(p.Title), "two panels are titled %q", p.Title)
+		titles[p.Title] = true
 		for _, target := range p.Targets {
 			// Grafana's variables, as Grafana substitutes them.
 			expr := strings.NewReplacer("$__rate_interval", "5m", "$job", ".*").Replace(target.Expr)
 			g.Expect(checkPromQL(t, expr)).To(Succeed(), "panel %q", p.Title)
+			query := strings.Join(strings.Fields(target.Expr), " ")
+			g.Expect(panelOf).NotTo(HaveKey(query), "panel %q repeats the query of panel %q", p.Title, panelOf[query])
+			panelOf[query] = p.Title
+			for _, m := range metricName.FindAllStringSubmatch(expr, -1) {
+				queried[strings.TrimSuffix(m[1], "_bucket")] = true
+			}
+		}
+	}
+	for m := range exportedMetrics(t) {
+		if strings.HasPrefix(m, "taskdownload_") {
+			g.Expect(queried).To(HaveKey(m), "no panel shows the operator's metric %s", m)
 		}
 	}
 }
