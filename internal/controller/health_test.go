@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,7 +82,7 @@ func TestHealthTable(t *testing.T) {
 	for _, r := range rows {
 		names = append(names, r[0])
 	}
-	g.Expect(names).To(ConsistOf(mapKeys(objects)), "the README's rows and this test's states")
+	g.Expect(names).To(ConsistOf(slices.Collect(maps.Keys(objects))), "the README's rows and this test's states")
 
 	for _, row := range rows {
 		t.Run(row[0], func(t *testing.T) {
@@ -107,14 +109,6 @@ func conditionStatus(td *v1.TaskDownload, condType string) string {
 		return string(c.Status)
 	}
 	return ""
-}
-
-func mapKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	return keys
 }
 
 // readHealthTable returns the body rows of the table in the README's "Health" section, each cell
