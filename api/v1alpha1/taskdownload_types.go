@@ -63,6 +63,7 @@ type TaskDownloadSpec struct {
 	// By default it does so when two thirds of the URL's lifetime have passed. Each URL is used for at
 	// least a third of its lifetime: a longer RefreshBefore is clamped (a Warning event says so once).
 	// It has no effect when the URL's expiry cannot be read from it; --default-url-ttl applies then.
+	// Written with a unit, for example 10m or 1h30m.
 	// +optional
 	// +kubebuilder:validation:Type=string
 	// +kubebuilder:validation:MaxLength=64
