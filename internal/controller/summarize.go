@@ -99,6 +99,11 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 		for i := range st.Conditions {
 			st.Conditions[i].ObservedGeneration = generation
 		}
+		if obs.kept && st.StalledOn == "" {
+			// What stalled the refresh (a Secret that was missing) was fixed before the next refresh. A
+			// refusal for good (stalledOn) stands until the inputs change.
+			drop(downloadsv1alpha1.ConditionStalled)
+		}
 	}
 
 	if obs.withdrawn != notWithdrawn {

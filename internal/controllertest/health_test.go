@@ -59,3 +59,29 @@ func TestRefreshRefusedWhileURLWorks(t *testing.T) {
 	g.Expect(expired.Status.Phase).To(Equal(downloadsv1alpha1.PhaseFailed))
 	g.Expect(condition(expired, downloadsv1alpha1.ConditionStalled).Status).To(Equal(metav1.ConditionTrue))
 }
+
+// A Secret deleted while the URL is fresh: the next refresh cannot happen, so Stalled says so at once,
+// beside Ready=True; once the Secret is back, Stalled goes without a call to the platform.
+func TestMissingSecretStallsBesideReadyUntilItIsBack(t *testing.T) {
+	t.Parallel()
+	g := NewWithT(t)
+	ctx := context.Background()
+	td, task := startTaskDownload(t, func(task fakepixxel.Task) []fakepixxel.Response {
+		return []fakepixxel.Response{readyURL(task)}
+	})
+	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
+	calls := fake.Calls(task)
+
+	secret := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: td.Namespace, Name: "pixxel"}}
+	g.Expect(k8s.Delete(ctx, secret)).To(Succeed())
+	cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, downloadsv1alpha1.ReasonSecretNotFound))
+	g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(cur.Status.SignedURL).NotTo(BeEmpty())
+
+	createAPIKeySecret(t, td.Namespace, "pixxel")
+	waitFor(t, td, func(g Gomega, cur *downloadsv1alpha1.TaskDownload) {
+		g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).To(BeNil())
+		g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	})
+	g.Expect(fake.Calls(task)).To(Equal(calls), "the URL is fresh: nothing to ask the platform")
+}
