@@ -240,7 +240,11 @@ func eventFor(prev, next downloadsv1alpha1.TaskDownloadStatus, obs observation) 
 		}
 		return &event{corev1.EventTypeNormal, ready.Reason, "Publish", ready.Message}
 	case obs.failure != nil:
-		return &event{corev1.EventTypeWarning, obs.failure.reason, "Reconcile", conditionMessage(obs.failure.message)}
+		msg := obs.failure.message
+		if stalled := apimeta.FindStatusCondition(next.Conditions, downloadsv1alpha1.ConditionStalled); obs.failure.stalled && stalled != nil {
+			msg = stalled.Message // with a URL that still works, it says until when
+		}
+		return &event{corev1.EventTypeWarning, obs.failure.reason, "Reconcile", conditionMessage(msg)}
 	}
 	return nil
 }

@@ -227,6 +227,15 @@ func TestEventFor(t *testing.T) {
 	e = eventFor(prev, prev, observation{failure: &failure{reason: v1.ReasonForbidden, message: "m"}})
 	g.Expect(e.reason).To(Equal(v1.ReasonForbidden))
 	g.Expect(eventFor(prev, prev, observation{})).To(BeNil())
+
+	// A refresh refused for good while the URL works: the event says until when it works.
+	refused := observation{requested: true, failure: classify(&pixxelError403)}
+	stalled := summarize(first, 1, refused, summarizeNow)
+	e = eventFor(first, stalled, refused)
+	g.Expect(e.eventType).To(Equal("Warning"))
+	g.Expect(e.reason).To(Equal(v1.ReasonForbidden))
+	g.Expect(e.message).To(HavePrefix("Cannot refresh the signed URL: "))
+	g.Expect(e.message).To(ContainSubstring("the published URL works until"))
 }
 
 var pixxelError403 = pixxel.Error{StatusCode: 403, Code: "forbidden", Message: "key revoked"}
