@@ -8,7 +8,8 @@
 // Supported: rule_files, evaluation_interval, tests[].interval, input_series, alert_rule_test and
 // promql_expr_test (float samples). One difference from promtool: an expected alert without
 // exp_annotations is compared on its labels only, so that a test does not repeat every description;
-// with exp_annotations, they must match exactly, as in promtool.
+// with exp_annotations, they must match exactly, as in promtool. Every firing alert's annotations
+// must expand without a template error.
 package alerts
 
 import (
@@ -205,6 +206,13 @@ func (tc alertTestCase) check(groups []*rules.Group) []error {
 		}
 	}
 	var errs []error
+	for _, a := range got {
+		a.Annotations.Range(func(l labels.Label) {
+			if strings.Contains(l.Value, "error expanding template") {
+				errs = append(errs, fmt.Errorf("%s at %v: annotation %s: %s", tc.Alertname, tc.EvalTime, l.Name, l.Value))
+			}
+		})
+	}
 	unmatched := slices.Clone(got)
 	for _, exp := range tc.ExpAlerts {
 		want := map[string]string{labels.AlertName: tc.Alertname}
