@@ -74,6 +74,7 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 	KUBEBUILDER_ASSETS="$$($(ENVTEST_ASSETS))" IMAGE_LAYOUT="$(abspath $(IMAGE_LAYOUT))" \
 		go test -count=1 -timeout 30m ./... -coverprofile cover.out
 	go -C hack/image test -count=1 ./...
+	go -C test/alerts test -count=1 ./...
 
 # Packages whose tests need no API server, no process of the manager and no built artefact: pure tables
 # and httptest fakes. The envtest suites (internal/controllertest, internal/*test, and the envtest tests
@@ -84,6 +85,10 @@ UNIT_PKGS ?= ./cmd/... ./hack/bench ./internal/budget ./internal/controller ./in
 .PHONY: test-unit
 test-unit: ## Run the pure tests only (no API server, no image): the inner loop, in seconds.
 	go test -count=1 $(UNIT_PKGS)
+
+.PHONY: test-alerts
+test-alerts: ## Run the alerting rules' unit tests (test/alerts/rules_test.yaml, promtool's format) on Prometheus's rule engine.
+	go -C test/alerts test -count=1 ./...
 
 .PHONY: test-chaos
 test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).
@@ -107,9 +112,10 @@ envtest-assets: ## Provide kube-apiserver and etcd for envtest (setup-envtest, e
 verify: manifests generate ## Fail if generated files (CRDs, RBAC, deepcopy) or go.mod/go.sum are stale.
 	go mod tidy
 	go -C hack/image mod tidy
-	@if [ -n "$$(git status --porcelain -- api config dist go.mod go.sum hack/image/go.mod hack/image/go.sum)" ]; then \
+	go -C test/alerts mod tidy
+	@if [ -n "$$(git status --porcelain -- api config dist go.mod go.sum hack/image/go.mod hack/image/go.sum test/alerts/go.mod test/alerts/go.sum)" ]; then \
 		echo "Generated files are stale. Run 'make manifests generate' and 'go mod tidy', then commit:"; \
-		git status --porcelain -- api config dist go.mod go.sum hack/image/go.mod hack/image/go.sum; \
+		git status --porcelain -- api config dist go.mod go.sum hack/image/go.mod hack/image/go.sum test/alerts/go.mod test/alerts/go.sum; \
 		exit 1; \
 	fi
 
@@ -117,6 +123,7 @@ verify: manifests generate ## Fail if generated files (CRDs, RBAC, deepcopy) or 
 lint: golangci-lint ## Run golangci-lint linter
 	"$(GOLANGCI_LINT)" run
 	cd hack/image && "$(GOLANGCI_LINT)" run
+	cd test/alerts && "$(GOLANGCI_LINT)" run
 
 .PHONY: lint-fix
 lint-fix: golangci-lint ## Run golangci-lint linter and perform fixes

@@ -23,12 +23,25 @@ const (
 )
 
 // Condition types, following kstatus conventions: Reconciling and Stalled are present only while true.
+//
+// The health rule, which GitOps tools (kstatus: Flux; config/argocd/health.lua: Argo CD), the scheduling
+// gates and the alerts rely on:
+//   - Ready is True while a usable signed URL is published, and only then; gates release pods while
+//     it is True at the current generation, whatever happens to the refresh.
+//   - A refresh blocked by a terminal answer (400, 401, 403, 404, a failed task, an unreadable API-key
+//     Secret) sets Stalled=True beside Ready=True (kstatus Failed, Argo CD Degraded), records a Warning
+//     event and fires the TaskDownloadStalled alert, all while the URL still works; phase stays Ready.
+//   - At expiry with no new URL, Ready turns False with reason Expired and the URL is withdrawn from
+//     status and the target (phase Failed if Stalled, else Pending).
+//   - A routine refresh (pending, rate-limited, or failing for a passing reason) is invisible to GitOps
+//     health: Reconciling is set only while no URL is published.
 const (
-	// ConditionReady is True while a signed URL is published.
+	// ConditionReady is True while a usable signed URL is published.
 	ConditionReady = "Ready"
-	// ConditionReconciling is True while the operator is working towards Ready.
+	// ConditionReconciling is True while no URL is published and the operator is working towards one.
 	ConditionReconciling = "Reconciling"
-	// ConditionStalled is True when the operator cannot make progress without a change by the user.
+	// ConditionStalled is True when the operator cannot make progress without a change by the user,
+	// including a refresh refused for good while the published URL still works (Ready stays True).
 	ConditionStalled = "Stalled"
 )
 

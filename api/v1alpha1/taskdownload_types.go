@@ -25,9 +25,12 @@ import (
 
 // ResourceID identifies a workflow, job or task on the platform. It is sent as one escaped URL path
 // segment, so it may hold any character except '/' and whitespace, and may not be "." or "..".
+// CEL rules with messages, not a pattern, so that a bad ID is answered in words, not with a regular
+// expression.
 // +kubebuilder:validation:MinLength=1
 // +kubebuilder:validation:MaxLength=256
-// +kubebuilder:validation:Pattern=`^[^/\s]+$`
+// +kubebuilder:validation:XValidation:rule="!self.contains('/')",message="must not contain '/': the ID is sent as one segment of the API's URL path; copy the ID alone, not a path or URL"
+// +kubebuilder:validation:XValidation:rule="!self.matches('[[:space:]]')",message="must not contain spaces, tabs or line breaks"
 // +kubebuilder:validation:XValidation:rule="self != '.' && self != '..'",message="must not be '.' or '..'"
 type ResourceID string
 
@@ -60,8 +63,12 @@ type TaskDownloadSpec struct {
 	// By default it does so when two thirds of the URL's lifetime have passed. Each URL is used for at
 	// least a third of its lifetime: a longer RefreshBefore is clamped (a Warning event says so once).
 	// It has no effect when the URL's expiry cannot be read from it; --default-url-ttl applies then.
+	// Written with a unit, for example 10m or 1h30m.
 	// +optional
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="must be a positive duration"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[-+]?(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+$')",message="must be a duration with a unit, such as 90s, 15m or 1h30m (units: h, m, s, ms, us, ns)"
+	// +kubebuilder:validation:XValidation:rule="!self.matches('^[-+]?(([0-9]+([.][0-9]*)?|[.][0-9]+)(ns|us|µs|μs|ms|s|m|h))+$') || duration(self) > duration('0s')",message="must be longer than zero"
 	RefreshBefore *metav1.Duration `json:"refreshBefore,omitempty"`
 
 	// Suspend stops all calls to the platform API while true; what was published stays in place until
@@ -76,7 +83,7 @@ type SecretKeySelector struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a valid object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	Name string `json:"name"`
 
 	// Key within the Secret's data that holds the API key.
@@ -111,7 +118,7 @@ type Target struct {
 	// Name of the object, in the TaskDownload's namespace. Defaults to the TaskDownload's name.
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*$')",message="must be a valid object name: lowercase letters, digits, '-' and '.', starting and ending with a letter or digit"
 	Name string `json:"name,omitempty"`
 }
 
@@ -208,11 +215,12 @@ type TaskDownloadStatus struct {
 // +kubebuilder:resource:shortName=td,categories=pixxel
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`
-// +kubebuilder:printcolumn:name="Status",type=string,JSONPath=`.status.taskStatus`
+// +kubebuilder:printcolumn:name="Stalled",type=string,JSONPath=`.status.conditions[?(@.type=="Stalled")].reason`,description="Why the operator cannot go on without someone acting; may show beside Ready True: the published URL works but cannot be refreshed"
 // +kubebuilder:printcolumn:name="Expires",type=string,JSONPath=`.status.expiresAt`,description="When the published URL expires (a date column would show future times as <invalid>)"
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 // +kubebuilder:printcolumn:name="Message",type=string,priority=1,JSONPath=`.status.conditions[?(@.type=="Ready")].message`
-// +kubebuilder:validation:XValidation:rule="!has(self.spec.target) || size(self.metadata.name) <= 63",message="metadata.name must be at most 63 characters when spec.target is set: the target is labelled downloads.pixxel.space/taskdownload=<name>, and label values are limited to 63"
+// +kubebuilder:printcolumn:name="Platform Answer",type=string,priority=1,JSONPath=`.status.taskStatus`,description="The platform's last answer to a download request (status.taskStatus), not the TaskDownload's health: it may be pending while a published URL is Ready, or ready for a URL that has since expired"
+// +kubebuilder:validation:XValidation:rule="!has(self.spec.target) || size(self.metadata.name) <= 63",fieldPath=".spec.target",message="metadata.name must be at most 63 characters when spec.target is set, because the target is labelled downloads.pixxel.space/taskdownload=<name> and label values are limited to 63: choose a shorter name, or publish in status only (no spec.target)"
 
 // TaskDownload asks the platform for a signed URL to a finished task's outputs and publishes it,
 // replacing it before it expires.

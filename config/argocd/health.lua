@@ -1,7 +1,9 @@
 -- Argo CD health check for downloads.pixxel.space/TaskDownload.
--- Healthy: Ready and the current generation observed. Progressing: pending, refreshing or not yet
--- observed. Degraded: Stalled or Failed (the user must act: a bad request, a revoked key (401/403),
--- unknown IDs (404), a failed task, a missing Secret, a target conflict). Suspended: spec.suspend.
+-- Healthy: Ready (a usable URL is published, also while it is refreshed) and the current generation
+-- observed. Progressing: waiting for a URL, or not yet observed. Degraded: Stalled or Failed (the user
+-- must act: a bad request, a revoked key (401/403), unknown IDs (404), a failed task, a missing Secret,
+-- a target conflict), also while a URL still works: it cannot be refreshed and will expire.
+-- Suspended: spec.suspend. The table in the README's Health section lists every case.
 local hs = {}
 
 if obj.spec ~= nil and obj.spec.suspend == true then
@@ -44,12 +46,8 @@ if (stalled ~= nil and stalled.status == "True") or obj.status.phase == "Failed"
   return hs
 end
 
+-- A published URL works: Healthy, also while it is being refreshed (routine, invisible here).
 if ready ~= nil and ready.status == "True" then
-  if reconciling ~= nil and reconciling.status == "True" then
-    hs.status = "Progressing"
-    hs.message = "Refreshing the signed URL: " .. reconciling.message
-    return hs
-  end
   hs.status = "Healthy"
   hs.message = ready.message
   return hs

@@ -25,7 +25,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (c
 	}
 	fresh := ctrl.Result{RequeueAfter: refresh.Sub(s.now)}
 	if _, _, hasTarget := targetKey(td); !hasTarget {
-		s.done = true
+		s.done, s.obs.kept = true, true
 		return fresh, nil
 	}
 	existing, err := r.getTarget(ctx, td)
@@ -34,7 +34,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (c
 	}
 	pub := publication{signedURL: td.Status.SignedURL, taskStatus: td.Status.TaskStatus, expiresAt: td.Status.ExpiresAt}
 	if targetInSync(td, existing, pub) {
-		s.done = true
+		s.done, s.obs.kept = true, true
 		return fresh, nil
 	}
 	if pub.signedURL == "" {
@@ -45,7 +45,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (c
 	if err := r.writeTarget(ctx, td, existing, pub); err != nil {
 		return ctrl.Result{}, err
 	}
-	s.done = true
+	s.done, s.obs.kept = true, true
 	return fresh, nil
 }
 

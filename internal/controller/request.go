@@ -23,7 +23,8 @@ import (
 func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) (ctrl.Result, error) {
 	st := s.td.Status
 	inputs := s.inputs()
-	if st.Phase == downloadsv1alpha1.PhaseFailed && st.StalledOn == inputs {
+	// Phase may still be Ready: a refresh refused for good leaves the published URL in use until it expires.
+	if st.StalledOn == inputs {
 		s.log.V(1).Info("Not asking again: the platform refused this request; change the spec, the Secret or the requested-at annotation")
 		return ctrl.Result{}, nil
 	}

@@ -70,6 +70,10 @@ type observation struct {
 
 	// withdrawn says why the published URL was removed, if it was.
 	withdrawn withdrawal
+
+	// kept: the published URL is fresh and in place, and everything it needs (the API key, the
+	// target) was found; nothing was asked of the platform.
+	kept bool
 }
 
 // withdrawal is why a published URL was removed from the target and status.

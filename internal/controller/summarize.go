@@ -16,6 +16,10 @@ import (
 // refreshClampNote ends the Ready message while spec.refreshBefore is clamped (see refreshAtFor).
 const refreshClampNote = "; spec.refreshBefore is not shorter than the URL's lifetime, so it is refreshed after a third of it"
 
+// refreshFailedNote starts what Ready's message says, after the publication, while a refresh fails
+// for a passing reason and the published URL still works.
+const refreshFailedNote = "; the last attempt to refresh it failed and is retried: "
+
 // summarize returns the status that follows prev after a reconcile of the given generation observed
 // obs at now. It is the only place that writes status fields, and a pure function. Conditions follow
 // kstatus: Reconciling and Stalled are present only while true.
@@ -37,6 +41,9 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 	urlPublished := hasPublishedURL(prev) && obs.withdrawn == notWithdrawn
 	f := obs.failure
 	switch {
+	case urlPublished && !obs.suspended && obs.published == nil && (f != nil || obs.pending):
+		refreshConditions(&st, f, set)
+
 	case obs.suspended:
 		status := metav1.ConditionFalse
 		if urlPublished {
@@ -68,23 +75,19 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 		st.Phase = downloadsv1alpha1.PhaseFailed
 
 	case f != nil:
-		// A transient failure: keep trying. A URL that is still published stays usable, so Ready stays
-		// True; the failure shows on Reconciling.
+		// A transient failure before any URL is published: keep trying, and show it on Reconciling.
 		hasReady := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil
-		if !urlPublished && (!f.keepReady || !hasReady || obs.withdrawn != notWithdrawn) {
+		if !f.keepReady || !hasReady || obs.withdrawn != notWithdrawn {
 			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
 		}
 		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, f.reason, f.message)
 		drop(downloadsv1alpha1.ConditionStalled)
-		if !urlPublished {
-			st.Phase = downloadsv1alpha1.PhasePending
-		}
+		st.Phase = downloadsv1alpha1.PhasePending
 
 	case obs.pending:
 		msg := fmt.Sprintf("The platform is preparing the package (status %q)", obs.taskStatus)
 		ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady)
-		stillExpired := ready != nil && ready.Reason == downloadsv1alpha1.ReasonExpired
-		if !urlPublished && !stillExpired {
+		if ready == nil || ready.Reason != downloadsv1alpha1.ReasonExpired {
 			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending, msg)
 			st.Phase = downloadsv1alpha1.PhasePending
 		}
@@ -96,19 +99,15 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 		for i := range st.Conditions {
 			st.Conditions[i].ObservedGeneration = generation
 		}
+		if obs.kept && st.StalledOn == "" {
+			// What stalled the refresh (a Secret that was missing) was fixed before the next refresh. A
+			// refusal for good (stalledOn) stands until the inputs change.
+			drop(downloadsv1alpha1.ConditionStalled)
+		}
 	}
 
-	// A URL removed in this reconcile leaves nothing Ready.
-	switch {
-	case obs.withdrawn == withdrawnExpired:
-		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonExpired,
-			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
-	case obs.withdrawn == withdrawnOtherTask && isReady(st):
-		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending,
-			"Waiting for the signed URL of the task the spec now names")
-	}
-	if obs.withdrawn != notWithdrawn && st.Phase == downloadsv1alpha1.PhaseReady {
-		st.Phase = downloadsv1alpha1.PhasePending
+	if obs.withdrawn != notWithdrawn {
+		withdrawnConditions(&st, obs.withdrawn, set)
 	}
 	if st.Phase == "" {
 		st.Phase = downloadsv1alpha1.PhasePending
@@ -150,6 +149,67 @@ func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation, now
 	}
 }
 
+// withdrawnConditions leaves nothing Ready after a URL was removed in this reconcile, for reason w.
+func withdrawnConditions(st *downloadsv1alpha1.TaskDownloadStatus, w withdrawal,
+	set func(condType string, status metav1.ConditionStatus, reason, message string)) {
+	switch {
+	case w == withdrawnExpired:
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonExpired,
+			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
+	case w == withdrawnOtherTask && isReady(*st):
+		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending,
+			"Waiting for the signed URL of the task the spec now names")
+	}
+	if st.Phase == downloadsv1alpha1.PhaseReady {
+		st.Phase = downloadsv1alpha1.PhasePending
+		if apimeta.IsStatusConditionTrue(st.Conditions, downloadsv1alpha1.ConditionStalled) {
+			// A refresh refused for good, and now the URL it would have replaced is gone.
+			st.Phase = downloadsv1alpha1.PhaseFailed
+		}
+	}
+}
+
+// refreshConditions sets the conditions of a reconcile that tried to replace a URL that still works,
+// and failed (f) or was told the new package is pending (f nil). Ready stays True: pods keep starting.
+//   - Refused for good, or the user must fix something: Stalled says so now, long before the URL
+//     expires and is withdrawn.
+//   - Anything else is routine and invisible to GitOps health (no Reconciling); a failure other than a
+//     rate limit is noted in Ready's message (and its Warning event) until the next answer.
+func refreshConditions(st *downloadsv1alpha1.TaskDownloadStatus, f *failure,
+	set func(condType string, status metav1.ConditionStatus, reason, message string)) {
+	apimeta.RemoveStatusCondition(&st.Conditions, downloadsv1alpha1.ConditionReconciling)
+	switch {
+	case f != nil && f.stalled:
+		set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason,
+			"Cannot refresh the signed URL: "+f.message+"; the published URL works until "+expiryText(*st))
+		return
+	case f == nil:
+		setReadyNote(st, "")
+	case !f.keepReady:
+		setReadyNote(st, refreshFailedNote+f.reason+": "+f.message)
+	}
+	apimeta.RemoveStatusCondition(&st.Conditions, downloadsv1alpha1.ConditionStalled)
+}
+
+// setReadyNote replaces what follows the publication in Ready's message (a refresh failure) with note,
+// keeping Ready's status, reason and transition time.
+func setReadyNote(st *downloadsv1alpha1.TaskDownloadStatus, note string) {
+	ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady)
+	if ready == nil {
+		return
+	}
+	base, _, _ := strings.Cut(ready.Message, refreshFailedNote)
+	ready.Message = conditionMessage(base + note)
+}
+
+// expiryText says when the published URL expires, for a condition message.
+func expiryText(st downloadsv1alpha1.TaskDownloadStatus) string {
+	if st.ExpiresAt == nil {
+		return "it expires (its expiry cannot be read from it)"
+	}
+	return st.ExpiresAtString()
+}
+
 // hasPublishedURL tells whether a status has a URL published and believed to work.
 func hasPublishedURL(st downloadsv1alpha1.TaskDownloadStatus) bool {
 	return st.Phase == downloadsv1alpha1.PhaseReady && isReady(st)
@@ -180,7 +240,11 @@ func eventFor(prev, next downloadsv1alpha1.TaskDownloadStatus, obs observation) 
 		}
 		return &event{corev1.EventTypeNormal, ready.Reason, "Publish", ready.Message}
 	case obs.failure != nil:
-		return &event{corev1.EventTypeWarning, obs.failure.reason, "Reconcile", conditionMessage(obs.failure.message)}
+		msg := obs.failure.message
+		if stalled := apimeta.FindStatusCondition(next.Conditions, downloadsv1alpha1.ConditionStalled); obs.failure.stalled && stalled != nil {
+			msg = stalled.Message // with a URL that still works, it says until when
+		}
+		return &event{corev1.EventTypeWarning, obs.failure.reason, "Reconcile", conditionMessage(msg)}
 	}
 	return nil
 }

@@ -88,9 +88,63 @@ func TestSummarize(t *testing.T) {
 				g.Expect(st.StalledOn).To(Equal("abc"))
 				g.Expect(st.LastHandledRequestedAt).To(Equal("r1"))
 			}},
-		{name: "a transient failure keeps a published URL Ready", prev: ready,
+		{name: "a transient failure at refresh keeps a published URL Ready, Current and Healthy", prev: ready,
 			obs:   observation{requested: true, failure: unavailable},
-			phase: v1.PhaseReady, ready: "True/URLIssued", reconciling: "True/APIUnavailable"},
+			phase: v1.PhaseReady, ready: "True/URLIssued",
+			check: func(g Gomega, st v1.TaskDownloadStatus) {
+				g.Expect(readyMessage(st)).To(Equal("before" + refreshFailedNote + "APIUnavailable: down"))
+			}},
+		{name: "a failure note is replaced, not appended", prev: summarize(ready, 1, observation{requested: true, failure: unavailable}, summarizeNow),
+			obs:   observation{requested: true, failure: &failure{reason: v1.ReasonInvalidResponse, message: "garbled"}},
+			phase: v1.PhaseReady, ready: "True/URLIssued",
+			check: func(g Gomega, st v1.TaskDownloadStatus) {
+				g.Expect(readyMessage(st)).To(Equal("before" + refreshFailedNote + "InvalidResponse: garbled"))
+			}},
+		{name: "a rate limit at refresh is routine: nothing shows", prev: ready,
+			obs:   observation{requested: true, failure: limited},
+			phase: v1.PhaseReady, ready: "True/URLIssued",
+			check: func(g Gomega, st v1.TaskDownloadStatus) { g.Expect(st).To(Equal(ready)) }},
+		{name: "a pending refresh is invisible to GitOps health", prev: summarize(ready, 1, observation{requested: true, failure: unavailable}, summarizeNow),
+			obs: observation{requested: true, answered: true, taskStatus: "pending", pending: true,
+				pendingSince: &metav1.MicroTime{Time: summarizeNow}},
+			phase: v1.PhaseReady, ready: "True/URLIssued",
+			check: func(g Gomega, st v1.TaskDownloadStatus) {
+				g.Expect(readyMessage(st)).To(Equal("before"), "the failure note goes with the next answer")
+				g.Expect(st.TaskStatus).To(Equal("pending"))
+				g.Expect(st.SignedURL).To(Equal(ready.SignedURL))
+			}},
+		{name: "403 at refresh: Stalled, still Ready while the URL works", prev: ready,
+			obs:   observation{requested: true, failure: forbidden, inputs: "abc"},
+			phase: v1.PhaseReady, ready: "True/URLIssued", stalled: "True/Forbidden",
+			check: func(g Gomega, st v1.TaskDownloadStatus) {
+				msg := apimeta.FindStatusCondition(st.Conditions, v1.ConditionStalled).Message
+				g.Expect(msg).To(HavePrefix("Cannot refresh the signed URL: "))
+				g.Expect(msg).To(ContainSubstring("key revoked"))
+				g.Expect(msg).To(HaveSuffix("works until 2026-11-28T11:00:00Z"))
+				g.Expect(st.SignedURL).To(Equal(ready.SignedURL))
+			}},
+		{name: "400 at refresh: Stalled, remembered, still Ready", prev: ready,
+			obs:   observation{requested: true, failure: badRequest, inputs: "abc"},
+			phase: v1.PhaseReady, ready: "True/URLIssued", stalled: "True/BadRequest",
+			check: func(g Gomega, st v1.TaskDownloadStatus) { g.Expect(st.StalledOn).To(Equal("abc")) }},
+		{name: "a stalled refresh whose URL expires: not Ready, Failed", prev: summarize(ready, 1, observation{requested: true, failure: badRequest, inputs: "abc"}, summarizeNow),
+			obs:   observation{withdrawn: withdrawnExpired},
+			phase: v1.PhaseFailed, ready: "False/Expired", stalled: "True/BadRequest",
+			check: func(g Gomega, st v1.TaskDownloadStatus) { g.Expect(st.SignedURL).To(BeEmpty()) }},
+		{name: "a refresh refused at expiry: not Ready, Failed", prev: ready,
+			obs:   observation{requested: true, failure: forbidden, withdrawn: withdrawnExpired},
+			phase: v1.PhaseFailed, ready: "False/Expired", stalled: "True/Forbidden"},
+		{name: "a fresh URL kept in place after a stall that was fixed clears Stalled",
+			prev:  summarize(ready, 1, observation{failure: secretNotFound("pixxel", "ns")}, summarizeNow),
+			obs:   observation{kept: true},
+			phase: v1.PhaseReady, ready: "True/URLIssued"},
+		{name: "a fresh URL kept in place leaves a refusal for good Stalled",
+			prev:  summarize(ready, 1, observation{requested: true, failure: badRequest, inputs: "abc"}, summarizeNow),
+			obs:   observation{kept: true},
+			phase: v1.PhaseReady, ready: "True/URLIssued", stalled: "True/BadRequest"},
+		{name: "a refresh after a stall clears Stalled", prev: summarize(ready, 1, observation{requested: true, failure: forbidden}, summarizeNow),
+			obs:   observation{requested: true, answered: true, published: pub, refreshed: true, targetDesc: "status.signedURL"},
+			phase: v1.PhaseReady, ready: "True/URLRefreshed"},
 		{name: "a transient failure during a wait keeps pendingSince", prev: pending,
 			obs:   observation{requested: true, failure: unavailable, pendingSince: pending.PendingSince},
 			phase: v1.PhasePending, ready: "False/APIUnavailable", reconciling: "True/APIUnavailable",
@@ -143,6 +197,10 @@ func TestSummarize(t *testing.T) {
 	}
 }
 
+func readyMessage(st v1.TaskDownloadStatus) string {
+	return apimeta.FindStatusCondition(st.Conditions, v1.ConditionReady).Message
+}
+
 func condString(st v1.TaskDownloadStatus, condType string) string {
 	c := apimeta.FindStatusCondition(st.Conditions, condType)
 	if c == nil {
@@ -169,6 +227,15 @@ func TestEventFor(t *testing.T) {
 	e = eventFor(prev, prev, observation{failure: &failure{reason: v1.ReasonForbidden, message: "m"}})
 	g.Expect(e.reason).To(Equal(v1.ReasonForbidden))
 	g.Expect(eventFor(prev, prev, observation{})).To(BeNil())
+
+	// A refresh refused for good while the URL works: the event says until when it works.
+	refused := observation{requested: true, failure: classify(&pixxelError403)}
+	stalled := summarize(first, 1, refused, summarizeNow)
+	e = eventFor(first, stalled, refused)
+	g.Expect(e.eventType).To(Equal("Warning"))
+	g.Expect(e.reason).To(Equal(v1.ReasonForbidden))
+	g.Expect(e.message).To(HavePrefix("Cannot refresh the signed URL: "))
+	g.Expect(e.message).To(ContainSubstring("the published URL works until"))
 }
 
 var pixxelError403 = pixxel.Error{StatusCode: 403, Code: "forbidden", Message: "key revoked"}

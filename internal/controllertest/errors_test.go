@@ -294,8 +294,12 @@ func TestPublishedURLStaysWhileRefreshFails(t *testing.T) {
 	cur.Annotations = map[string]string{downloadsv1alpha1.AnnotationRequestedAt: "1"}
 	g.Expect(k8s.Patch(ctx, cur, patch)).To(Succeed())
 
-	cur = waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonAPIUnavailable))
+	cur = waitFor(t, td, func(g Gomega, cur *downloadsv1alpha1.TaskDownload) {
+		g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Message).To(ContainSubstring("failed and is retried: APIUnavailable"))
+	})
 	g.Expect(cur.Status.SignedURL).To(Equal(url), "the published URL stays until it expires")
 	g.Expect(cur.Status.Phase).To(Equal(downloadsv1alpha1.PhaseReady))
 	g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(condition(cur, downloadsv1alpha1.ConditionReconciling)).To(BeNil(), "the URL works: GitOps health stays Current")
+	g.Expect(computeKstatus(g, cur)).To(Equal(kstatus.CurrentStatus))
 }

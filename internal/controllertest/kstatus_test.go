@@ -5,20 +5,17 @@ import (
 	"testing"
 
 	. "github.com/onsi/gomega"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime"
 	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/gitopshealth"
 )
 
 // computeKstatus is what Flux, Argo CD's kstatus-based checks and `kubectl wait` style tools see.
 func computeKstatus(g Gomega, td *downloadsv1alpha1.TaskDownload) kstatus.Status {
-	raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(td)
+	st, err := gitopshealth.Kstatus(td)
 	g.Expect(err).NotTo(HaveOccurred())
-	res, err := kstatus.Compute(&unstructured.Unstructured{Object: raw})
-	g.Expect(err).NotTo(HaveOccurred())
-	return res.Status
+	return st
 }
 
 func TestKstatusFollowsTheLifecycle(t *testing.T) {

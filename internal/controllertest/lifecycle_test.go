@@ -9,6 +9,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
@@ -81,9 +82,13 @@ func TestExpiredURLIsRemoved(t *testing.T) {
 	ns := td.Namespace
 	waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, downloadsv1alpha1.ReasonURLIssued))
 
-	// While refreshing, Ready stays True and the URL stays published.
-	refreshing := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending))
+	// While refreshing, Ready stays True, the URL stays published and GitOps health does not change.
+	refreshing := waitFor(t, td, func(g Gomega, cur *downloadsv1alpha1.TaskDownload) {
+		g.Expect(cur.Status.TaskStatus).To(Equal("pending"))
+	})
 	g.Expect(condition(refreshing, downloadsv1alpha1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	g.Expect(condition(refreshing, downloadsv1alpha1.ConditionReconciling)).To(BeNil(), "a routine refresh is invisible")
+	g.Expect(computeKstatus(g, refreshing)).To(Equal(kstatus.CurrentStatus))
 	secret := &corev1.Secret{}
 	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), secret)).To(Succeed())
 	g.Expect(secret.Data["SIGNED_URL"]).NotTo(BeEmpty())

@@ -7,6 +7,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
@@ -73,3 +74,58 @@ func TestSchemaRejectsBadSpecs(t *testing.T) {
 		g.Expect(k8s.Create(context.Background(), td)).To(Succeed())
 	})
 }
+
+// TestValidationMessagesReadWell applies bad objects, as a user would write them in YAML, to the API
+// server and checks that each answer names the field and says what is wrong in words: no protobuf
+// conversion error, no regular expression, no <nil> path.
+func TestValidationMessagesReadWell(t *testing.T) {
+	ns := newNamespace(t)
+	for _, tc := range []struct {
+		name  string
+		edit  func(obj map[string]any)
+		wants []string
+	}{
+		{"refreshBefore without a unit", func(obj map[string]any) { spec(obj)["refreshBefore"] = "10" },
+			[]string{"spec.refreshBefore", "must be a duration with a unit, such as 90s, 15m or 1h30m"}},
+		{"refreshBefore zero", func(obj map[string]any) { spec(obj)["refreshBefore"] = "0s" },
+			[]string{"spec.refreshBefore", "must be longer than zero"}},
+		{"refreshBefore negative", func(obj map[string]any) { spec(obj)["refreshBefore"] = "-5m" },
+			[]string{"spec.refreshBefore", "must be longer than zero"}},
+		{"a path for an ID", func(obj map[string]any) { spec(obj)["jobID"] = "jobs/42" },
+			[]string{"spec.jobID", "must not contain '/'"}},
+		{"a space in an ID", func(obj map[string]any) { spec(obj)["taskID"] = "task 7" },
+			[]string{"spec.taskID", "must not contain spaces, tabs or line breaks"}},
+		{"a bad Secret name", func(obj map[string]any) {
+			spec(obj)["apiKeySecretRef"] = map[string]any{"name": "Pixxel_Key"}
+		}, []string{"spec.apiKeySecretRef.name", "must be a valid object name"}},
+		{"a bad target name", func(obj map[string]any) { spec(obj)["target"] = map[string]any{"name": "Out.Put_"} },
+			[]string{"spec.target.name", "must be a valid object name"}},
+		{"a name too long for the target's label", func(obj map[string]any) {
+			obj["metadata"].(map[string]any)["name"] = strings.Repeat("n", 64)
+			spec(obj)["target"] = map[string]any{"kind": "Secret"}
+		}, []string{"spec.target: ", "metadata.name must be at most 63 characters when spec.target is set"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			obj := &unstructured.Unstructured{Object: map[string]any{
+				"apiVersion": downloadsv1alpha1.GroupVersion.String(), "kind": "TaskDownload",
+				"metadata": map[string]any{"name": "bad", "namespace": ns},
+				"spec": map[string]any{"workflowID": "w", "jobID": "j", "taskID": "t",
+					"apiKeySecretRef": map[string]any{"name": "pixxel"}},
+			}}
+			tc.edit(obj.Object)
+			err := k8s.Create(context.Background(), obj)
+			g.Expect(apierrors.IsInvalid(err)).To(BeTrue(), "got %v", err)
+			msg := err.Error()
+			t.Log(msg)
+			for _, want := range tc.wants {
+				g.Expect(msg).To(ContainSubstring(want))
+			}
+			for _, unreadable := range []string{"<nil>", "protobuf", "conversion", "should match", "^", "failed to evaluate"} {
+				g.Expect(msg).NotTo(ContainSubstring(unreadable))
+			}
+		})
+	}
+}
+
+func spec(obj map[string]any) map[string]any { return obj["spec"].(map[string]any) }

@@ -4,9 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,6 +30,7 @@ func TestPrometheusRules(t *testing.T) {
 	g.Expect(kustRule.Object["spec"]).To(Equal(chartRule.Object["spec"]),
 		"config/prometheus/prometheus_rule.yaml differs from the chart's rules with default values")
 
+	runbooks := readRunbooks(t)
 	groups, _, _ := unstructured.NestedSlice(chartRule.Object, "spec", "groups")
 	alerts := map[string]map[string]any{}
 	for _, grp := range groups {
@@ -43,55 +46,43 @@ func TestPrometheusRules(t *testing.T) {
 					g.Expect(d).To(MatchRegexp(`^([0-9]+(ms|s|m|h|d|w|y))+$`))
 				}
 				g.Expect(rule["labels"]).To(HaveKeyWithValue("severity", "warning"))
+				g.Expect(rule["for"]).NotTo(BeEmpty(), "every alert waits before firing")
 				g.Expect(rule["annotations"]).To(HaveKeyWithValue("summary", Not(BeEmpty())))
 				g.Expect(rule["annotations"]).To(HaveKeyWithValue("description", Not(BeEmpty())))
+				g.Expect(rule["annotations"]).To(HaveKeyWithValue("runbook_url",
+					"https://github.com/pixxel-space/taskdownload-operator/blob/main/docs/runbooks.md#"+strings.ToLower(name)))
+				g.Expect(runbooks).To(HaveKey(strings.ToLower(name)), "docs/runbooks.md has no section %s", name)
 			})
 		}
 	}
-	g.Expect(alerts).To(HaveKey("TaskDownloadNotReady"))
-	g.Expect(alerts["TaskDownloadNotReady"]).To(HaveKeyWithValue("for", "15m"))
-	g.Expect(alerts["TaskDownloadNotReady"]["expr"]).To(ContainSubstring(`taskdownload_status_condition{type="Ready", status!="True"}`))
-	g.Expect(alerts).To(HaveKey("TaskDownloadURLExpiringSoon"))
-	g.Expect(alerts["TaskDownloadURLExpiringSoon"]["expr"]).To(ContainSubstring("time() < 600"))
-	g.Expect(alerts).To(HaveKey("TaskDownloadAPIErrors"))
-	g.Expect(alerts["TaskDownloadAPIErrors"]["expr"]).To(ContainSubstring(`code!~"2.."`))
-	g.Expect(alerts).To(HaveLen(3))
-}
-
-// TestGrafanaDashboard: the chart and config/grafana ship the same dashboard, for Grafana's sidecar,
-// and every panel's query is valid.
-func TestGrafanaDashboard(t *testing.T) {
-	g := NewWithT(t)
-	chartCM := find(helmTemplate(t, "--set", "grafanaDashboard.enabled=true"), "ConfigMap", nil)
-	kustCM := find(render(t, "kustomize", "build", "config/grafana"), "ConfigMap", nil)
-	for _, cm := range []*unstructured.Unstructured{chartCM, kustCM} {
-		g.Expect(cm).NotTo(BeNil())
-		g.Expect(cm.GetLabels()).To(HaveKeyWithValue("grafana_dashboard", "1"))
+	g.Expect(slices.Collect(maps.Keys(alerts))).To(ConsistOf("TaskDownloadNotReady", "TaskDownloadStalled", "TaskDownloadURLExpiringSoon",
+		"TaskDownloadAPIErrors", "TaskDownloadOperatorAbsent"))
+	anchors := make([]string, 0, len(alerts))
+	for name := range alerts {
+		anchors = append(anchors, strings.ToLower(name))
 	}
-	chartJSON, _, _ := unstructured.NestedString(chartCM.Object, "data", "taskdownload-operator.json")
-	kustJSON, _, _ := unstructured.NestedString(kustCM.Object, "data", "taskdownload-operator.json")
-	g.Expect(kustJSON).To(MatchJSON(chartJSON), "config/grafana/taskdownload-operator.json differs from dist/chart/dashboards")
-
-	var dash struct {
-		UID    string `json:"uid"`
-		Panels []struct {
-			Title   string `json:"title"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
-	g.Expect(json.Unmarshal([]byte(chartJSON), &dash)).To(Succeed())
-	g.Expect(dash.UID).NotTo(BeEmpty())
-	g.Expect(dash.Panels).NotTo(BeEmpty())
-	for _, p := range dash.Panels {
-		g.Expect(p.Targets).NotTo(BeEmpty(), p.Title)
-		for _, target := range p.Targets {
-			// Grafana's variables, as Grafana substitutes them.
-			expr := strings.NewReplacer("$__rate_interval", "5m", "$job", ".*").Replace(target.Expr)
-			g.Expect(checkPromQL(t, expr)).To(Succeed(), "panel %q", p.Title)
+	g.Expect(slices.Collect(maps.Keys(runbooks))).To(ConsistOf(anchors), "docs/runbooks.md has a section for each alert, no more")
+	for name, body := range runbooks {
+		for _, part := range []string{"**What it means.**", "**What to check.**", "**The fix.**"} {
+			g.Expect(body).To(ContainSubstring(part), "runbook %s", name)
 		}
 	}
+	// What each rule does is tested on series in test/alerts (promtool's unit test format).
+}
+
+// readRunbooks returns the sections of docs/runbooks.md by their anchor (the "## " heading, lower case).
+func readRunbooks(t *testing.T) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(envtestutil.RepoRoot(), "docs", "runbooks.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sections := map[string]string{}
+	for _, part := range strings.Split(string(data), "\n## ")[1:] {
+		heading, body, _ := strings.Cut(part, "\n")
+		sections[strings.ToLower(strings.TrimSpace(heading))] = body
+	}
+	return sections
 }
 
 // TestServiceMonitor: the ServiceMonitor authenticates with a token Secret (no deprecated

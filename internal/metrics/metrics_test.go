@@ -69,6 +69,7 @@ func TestObjectMetricsComeFromTheLeaderOnly(t *testing.T) {
 	}
 	pending := &downloadsv1alpha1.TaskDownload{
 		ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "scene-2"},
+		Spec:       downloadsv1alpha1.TaskDownloadSpec{Suspend: true},
 		Status: downloadsv1alpha1.TaskDownloadStatus{
 			Conditions: []metav1.Condition{
 				{Type: "Ready", Status: metav1.ConditionUnknown, Reason: "Pending"},
@@ -99,6 +100,9 @@ taskdownload_status_condition{name="scene-2",namespace="team-a",status="False",t
 taskdownload_status_condition{name="scene-2",namespace="team-a",status="True",type="Ready"} 0
 taskdownload_status_condition{name="scene-2",namespace="team-a",status="True",type="Reconciling"} 1
 taskdownload_status_condition{name="scene-2",namespace="team-a",status="Unknown",type="Ready"} 1
+# HELP taskdownload_suspended 1 for each TaskDownload with spec.suspend true (no series for the others).
+# TYPE taskdownload_suspended gauge
+taskdownload_suspended{name="scene-2",namespace="team-a"} 1
 # HELP taskdownload_url_expiration_timestamp_seconds When each TaskDownload's published signed URL expires, in seconds since the epoch.
 # TYPE taskdownload_url_expiration_timestamp_seconds gauge
 taskdownload_url_expiration_timestamp_seconds{name="scene-1",namespace="team-a"} 1.9e+09

@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,15 +14,22 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
 
+// objectLabels name a TaskDownload in the per-object metrics.
+var objectLabels = []string{"namespace", "name"}
+
 var (
 	objectsByPhase = prometheus.NewDesc("taskdownload_objects",
 		"TaskDownloads by phase.", []string{"phase"}, nil)
 	urlExpiry = prometheus.NewDesc("taskdownload_url_expiration_timestamp_seconds",
 		"When each TaskDownload's published signed URL expires, in seconds since the epoch.",
-		[]string{"namespace", "name"}, nil)
+		objectLabels, nil)
 	statusCondition = prometheus.NewDesc("taskdownload_status_condition",
 		"Each TaskDownload's status conditions: 1 for the condition's current status, 0 for the other.",
-		[]string{"namespace", "name", "type", "status"}, nil)
+		append(slices.Clone(objectLabels), "type", "status"), nil)
+	// suspended lets alerts leave suspended objects alone, as Flux's gotk_suspend_status does.
+	suspended = prometheus.NewDesc("taskdownload_suspended",
+		"1 for each TaskDownload with spec.suspend true (no series for the others).",
+		objectLabels, nil)
 )
 
 // objectsCollector reports TaskDownloads read from the manager's cache at scrape time, so that no
@@ -32,7 +40,7 @@ type objectsCollector struct {
 	elected <-chan struct{}
 }
 
-// NewObjectCollector returns the collector of the per-phase, per-object expiry and per-object condition
+// NewObjectCollector returns the collector of the per-phase, per-object expiry, condition and suspension
 // metrics, reading from reader (the manager's cached client) once elected is closed.
 func NewObjectCollector(reader client.Reader, elected <-chan struct{}) prometheus.Collector {
 	return &objectsCollector{reader: reader, elected: elected}
@@ -52,6 +60,7 @@ func (c *objectsCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- objectsByPhase
 	ch <- urlExpiry
 	ch <- statusCondition
+	ch <- suspended
 }
 
 func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
@@ -83,6 +92,9 @@ func (c *objectsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		for _, cond := range td.Status.Conditions {
 			collectCondition(ch, td, cond)
+		}
+		if td.Spec.Suspend {
+			ch <- prometheus.MustNewConstMetric(suspended, prometheus.GaugeValue, 1, td.Namespace, td.Name)
 		}
 	}
 	for phase, n := range counts {

@@ -85,6 +85,8 @@ func TestStateOf(t *testing.T) {
 		{"ready for an older spec", td(3, downloadsv1alpha1.PhaseReady, ready(metav1.ConditionTrue, 2)), statePending},
 		{"stalled", td(1, downloadsv1alpha1.PhaseFailed, ready(metav1.ConditionFalse, 1), stalled), stateStalled},
 		{"failed", td(1, downloadsv1alpha1.PhaseFailed, ready(metav1.ConditionFalse, 1)), stateStalled},
+		// A refresh refused for good while the published URL still works: pods keep starting.
+		{"ready, its refresh stalled", td(1, downloadsv1alpha1.PhaseReady, ready(metav1.ConditionTrue, 1), stalled), stateReady},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
