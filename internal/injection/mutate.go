@@ -35,6 +35,38 @@ const (
 	dataDir = "/data"
 )
 
+// The defaults of the manager's --injection-size-limit and --injection-resources. fetch streams tar
+// archives and holds little in memory; the limit leaves room for zip's central directory.
+const (
+	DefaultSizeLimit = "10Gi"
+	DefaultResources = `{"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}}`
+)
+
+// ParseResources reads a container's resources written as JSON, as in DefaultResources.
+func ParseResources(s string) (corev1.ResourceRequirements, error) {
+	var r corev1.ResourceRequirements
+	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&r); err != nil {
+		return r, fmt.Errorf("%v; write a container's resources as JSON, for example %s", err, DefaultResources)
+	}
+	return r, nil
+}
+
+// ProxyEnv returns the proxy settings of environ (the manager's environment), which the injected fetch
+// containers get too: storage is usually reached the way the platform API is.
+func ProxyEnv(environ []string) []corev1.EnvVar {
+	var env []corev1.EnvVar
+	for _, kv := range environ {
+		name, value, _ := strings.Cut(kv, "=")
+		switch strings.ToUpper(name) {
+		case "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY":
+			env = append(env, corev1.EnvVar{Name: name, Value: value})
+		}
+	}
+	return env
+}
+
 // Config is what the operator's flags (and the chart's values) decide for every injected pod.
 type Config struct {
 	// Image runs /fetch; by default the manager's own image.
@@ -145,13 +177,9 @@ func podOptions(pod *corev1.Pod, cfg Config) (options, error) {
 	o := options{resources: cfg.Resources, sizeLimit: cfg.SizeLimit, mountPath: downloadsv1alpha1.DefaultInjectionMountPath}
 	a := pod.Annotations
 	if v, ok := a[downloadsv1alpha1.AnnotationFetchResources]; ok {
-		var r corev1.ResourceRequirements
-		dec := json.NewDecoder(bytes.NewReader([]byte(v)))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&r); err != nil {
-			return o, refuse("annotation %s: %v; write a container's resources as JSON, for example "+
-				`{"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}}`,
-				downloadsv1alpha1.AnnotationFetchResources, err)
+		r, err := ParseResources(v)
+		if err != nil {
+			return o, refuse("annotation %s: %v", downloadsv1alpha1.AnnotationFetchResources, err)
 		}
 		o.resources = r
 	}

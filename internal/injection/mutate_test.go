@@ -207,7 +207,7 @@ func TestInjectRefuses(t *testing.T) {
 		{"resources that are not JSON of resources", func(p *corev1.Pod) {
 			p.Annotations[downloadsv1alpha1.AnnotationFetchResources] = `{"cpu":"1"}`
 		}, nil, `annotation downloads.pixxel.space/fetch-resources: json: unknown field "cpu"; write a container's ` +
-			`resources as JSON, for example {"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}}`},
+			`resources as JSON, for example ` + DefaultResources},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
