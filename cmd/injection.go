@@ -73,7 +73,7 @@ func (f *injectionFlags) options(namespace string, tlsOpts []func(*tls.Config)) 
 			Image: f.image, ImagePullPolicy: corev1.PullPolicy(f.pullPolicy), SizeLimit: size, Resources: resources,
 			Env: injection.ProxyEnv(os.Environ()),
 		},
-		Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts,
+		Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts, OwnNamespace: namespace,
 	}
 	if f.certRotation {
 		if namespace == "" {

@@ -28,6 +28,10 @@ type SetupOptions struct {
 	Rotation *Rotation
 	// Recorder reports refused pods on their TaskDownloads.
 	Recorder events.EventRecorder
+	// OwnNamespace is the operator's namespace, whose pods are never mutated.
+	OwnNamespace string
+	// Host is the address the webhook server listens on; empty means all.
+	Host string
 }
 
 // Rotation names the objects the certificate rotation keeps up to date.
@@ -43,13 +47,13 @@ type Rotation struct {
 // Setup serves the webhook from mgr: on every replica, not only the leader, once the serving
 // certificate is in place.
 func Setup(mgr ctrl.Manager, o SetupOptions) error {
-	server := webhook.NewServer(webhook.Options{Port: o.Port, CertDir: o.CertDir, TLSOpts: o.TLSOpts})
+	server := webhook.NewServer(webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: o.TLSOpts})
 	server.Register(Path, &webhook.Admission{Handler: &Webhook{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Decoder:   admission.NewDecoder(mgr.GetScheme()),
 		Recorder:  o.Recorder,
-		Config:    o.Config,
+		Config:    o.Config, OwnNamespace: o.OwnNamespace,
 	}})
 	certsReady := make(chan struct{})
 	if o.Rotation == nil {

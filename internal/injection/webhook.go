@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -47,6 +48,9 @@ type Webhook struct {
 	Recorder events.EventRecorder
 	// Config is what the operator's flags decide for every injected pod.
 	Config Config
+	// OwnNamespace is the operator's namespace, whose pods are never mutated, whatever the webhook
+	// configuration's namespaceSelector says.
+	OwnNamespace string
 }
 
 var _ admission.Handler = &Webhook{}
@@ -69,6 +73,9 @@ func (w *Webhook) handle(ctx context.Context, req admission.Request) admission.R
 	if req.Operation != admissionv1.Create || req.SubResource != "" {
 		// Pod updates are mostly immutable fields; changing them would break the update (fluid#2053).
 		return admission.Allowed("only pod creation is mutated")
+	}
+	if w.OwnNamespace != "" && req.Namespace == w.OwnNamespace {
+		return admission.Allowed("the operator's own namespace is never injected")
 	}
 	pod := &corev1.Pod{}
 	if err := w.Decoder.Decode(req, pod); err != nil {
@@ -95,7 +102,7 @@ func (w *Webhook) handle(ctx context.Context, req admission.Request) admission.R
 		}
 	}
 	if refusal, ok := errors.AsType[*Refusal](err); ok {
-		w.reportRefusal(found, podName(pod, req), refusal)
+		w.reportRefusal(found, podName(pod, req), refusal, ptr.Deref(req.DryRun, false))
 		return admission.Denied(refusal.Error())
 	}
 	return admission.Errored(http.StatusInternalServerError, err)
@@ -136,8 +143,8 @@ func (w *Webhook) sources(ctx context.Context, namespace string, names []string)
 	return sources, found, nil
 }
 
-func (w *Webhook) reportRefusal(found []*downloadsv1alpha1.TaskDownload, pod string, refusal *Refusal) {
-	if w.Recorder == nil {
+func (w *Webhook) reportRefusal(found []*downloadsv1alpha1.TaskDownload, pod string, refusal *Refusal, dryRun bool) {
+	if w.Recorder == nil || dryRun {
 		return
 	}
 	for _, td := range found {
