@@ -68,4 +68,3 @@ func (r *BypassReporter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.
 		downloadsv1alpha1.LabelInject)
 	return ctrl.Result{}, nil
 }
-

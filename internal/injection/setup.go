@@ -45,7 +45,9 @@ type Rotation struct {
 }
 
 // Setup serves the webhook from mgr: on every replica, not only the leader, once the serving
-// certificate is in place.
+// certificate is in place. The manager's readiness waits for it, so that the Service sends admissions
+// only to replicas that can answer. BypassReporter is set up apart, with the scheduling gate controller
+// whose pod cache it reads.
 func Setup(mgr ctrl.Manager, o SetupOptions) error {
 	server := webhook.NewServer(webhook.Options{Host: o.Host, Port: o.Port, CertDir: o.CertDir, TLSOpts: o.TLSOpts})
 	server.Register(Path, &webhook.Admission{Handler: &Webhook{
@@ -78,7 +80,7 @@ func Setup(mgr ctrl.Manager, o SetupOptions) error {
 	if err := mgr.AddReadyzCheck("webhook", server.StartedChecker()); err != nil {
 		return fmt.Errorf("adding the webhook readiness check: %w", err)
 	}
-	return (&BypassReporter{Recorder: o.Recorder}).SetupWithManager(mgr)
+	return nil
 }
 
 // afterCerts starts the webhook server once its certificate files exist: the server reads them at start.

@@ -16,6 +16,7 @@ import (
 	eventsv1 "k8s.io/api/events/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -36,7 +37,10 @@ const (
 	image        = "registry.example/taskdownload-operator:v1"
 )
 
-var k8s client.Client
+var (
+	k8s        client.Client
+	restConfig *rest.Config
+)
 
 func TestMain(m *testing.M) {
 	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr)))
@@ -49,7 +53,7 @@ func TestMain(m *testing.M) {
 }
 
 func setup(e *suite.Env) error {
-	k8s = e.Client
+	k8s, restConfig = e.Client, e.Config
 	if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ownNamespace}}); err != nil {
 		return err
 	}

@@ -236,6 +236,9 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		if err := injection.Setup(mgr, io); err != nil {
 			return nil, fmt.Errorf("setting up the injecting webhook: %w", err)
 		}
+		if err := (&injection.BypassReporter{Recorder: rec}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the injection bypass report: %w", err)
+		}
 	}
 	if err := metrics.RegisterObjectCollector(mgr.GetClient(), mgr.Elected()); err != nil {
 		return nil, fmt.Errorf("registering metrics: %w", err)
