@@ -46,11 +46,11 @@ func bindInjectionFlags(fs *flag.FlagSet) *injectionFlags {
 	fs.BoolVar(&f.certRotation, "injection-cert-rotation", true, "Issue and renew the webhook's serving "+
 		"certificate in --injection-cert-secret (mounted at --webhook-cert-dir) and keep the caBundle of "+
 		"--injection-webhook-configuration current. Turn off when cert-manager provides the certificate.")
-	fs.StringVar(&f.certSecret, "injection-cert-secret", "taskdownload-operator-webhook-cert",
+	fs.StringVar(&f.certSecret, "injection-cert-secret", injection.DefaultCertSecret,
 		"Secret, in the manager's namespace ($POD_NAMESPACE), that holds the webhook's CA and serving certificate.")
-	fs.StringVar(&f.webhookConfig, "injection-webhook-configuration", "taskdownload-operator-injection",
+	fs.StringVar(&f.webhookConfig, "injection-webhook-configuration", injection.DefaultWebhookConfiguration,
 		"MutatingWebhookConfiguration whose caBundle the certificate rotation keeps current.")
-	fs.StringVar(&f.service, "injection-service", "taskdownload-operator-webhook",
+	fs.StringVar(&f.service, "injection-service", injection.DefaultService,
 		"Service in front of the webhook, in the manager's namespace: the serving certificate's name.")
 	return f
 }

@@ -13,6 +13,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 )
 
+// The defaults of the manager's flags naming the webhook's objects: those config/components/injection
+// installs under config/default's name prefix.
+const (
+	DefaultCertSecret           = "taskdownload-operator-webhook-cert"
+	DefaultWebhookConfiguration = "taskdownload-operator-injection"
+	DefaultService              = "taskdownload-operator-webhook"
+)
+
 // SetupOptions configures the webhook.
 type SetupOptions struct {
 	// Config is what every injected pod gets.
