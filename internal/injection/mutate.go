@@ -266,7 +266,7 @@ func injectOne(pod *corev1.Pod, s Source, cfg Config, o options) error {
 	spec.Volumes = append(spec.Volumes,
 		corev1.Volume{Name: urlVolume, VolumeSource: targetVolume(s.Target)},
 		corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{
-			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: ptr.To(o.sizeLimit.DeepCopy())}}},
+			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(o.sizeLimit.DeepCopy())}}},
 	)
 	spec.InitContainers = append(spec.InitContainers, corev1.Container{
 		Name:            fetchName,
@@ -309,18 +309,18 @@ func targetVolume(t downloadsv1alpha1.Target) corev1.VolumeSource {
 // capabilities, the runtime's seccomp profile. The restricted Pod Security Standard admits it.
 func fetchSecurityContext() *corev1.SecurityContext {
 	return &corev1.SecurityContext{
-		RunAsNonRoot:             ptr.To(true),
+		RunAsNonRoot:             new(true),
 		RunAsUser:                ptr.To[int64](65532),
 		RunAsGroup:               ptr.To[int64](65532),
-		AllowPrivilegeEscalation: ptr.To(false),
-		ReadOnlyRootFilesystem:   ptr.To(true),
+		AllowPrivilegeEscalation: new(false),
+		ReadOnlyRootFilesystem:   new(true),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 		SeccompProfile:           &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
 	}
 }
 
 func allContainers(spec *corev1.PodSpec) []string {
-	var names []string
+	names := make([]string, 0, len(spec.InitContainers)+len(spec.Containers)+len(spec.EphemeralContainers))
 	for _, c := range spec.InitContainers {
 		names = append(names, c.Name)
 	}

@@ -135,7 +135,7 @@ func TestLabelledPodIsInjected(t *testing.T) {
 		corev1.PodSchedulingGate{Name: "downloads.pixxel.space/scene-42"},
 		corev1.PodSchedulingGate{Name: "downloads.pixxel.space/scene-43"}))
 	g.Expect(pod.Annotations).To(HaveKeyWithValue(downloadsv1alpha1.AnnotationInjected, "scene-42,scene-43"))
-	var inits []string
+	inits := make([]string, 0, len(pod.Spec.InitContainers))
 	for _, c := range pod.Spec.InitContainers {
 		inits = append(inits, c.Name)
 		g.Expect(c.Image).To(Equal(image))

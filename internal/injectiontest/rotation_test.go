@@ -82,7 +82,12 @@ func TestCertificateRotation(t *testing.T) {
 	mgrCtx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mgrCtx) }()
-	t.Cleanup(func() { stop(); <-done })
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Errorf("manager: %v", err)
+		}
+	})
 	go mountSecret(mgrCtx, client.ObjectKeyFromObject(secret), certDir)
 
 	// The Secret gets a CA and a serving certificate for the Service's name, and the webhook
