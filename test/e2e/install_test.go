@@ -36,6 +36,8 @@ type install struct {
 	name       string
 	helmValues []string // --set arguments; nil means install.yaml
 	image      string
+	// available bounds the wait for the Deployment to be Available; 90 s when zero.
+	available time.Duration
 }
 
 func (i install) helm() bool { return i.helmValues != nil }
@@ -177,7 +179,10 @@ func applyInstall(t *testing.T, want install) {
 		run(t, env.kubectl, "apply", "--server-side", "--force-conflicts", "-f", renderInstall(t, want.image))
 	}
 	current = &want
-	waitOperatorAvailable(t, want.image, 90*time.Second)
+	if want.available == 0 {
+		want.available = 90 * time.Second
+	}
+	waitOperatorAvailable(t, want.image, want.available)
 	t.Logf("operator (%s, %s) Available %.1fs after apply", want.name, want.image, time.Since(start).Seconds())
 }
 
