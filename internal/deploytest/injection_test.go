@@ -69,6 +69,12 @@ func checkInjectionWiring(g Gomega, t *testing.T, objs []*unstructured.Unstructu
 	g.Expect(service).To(HaveKeyWithValue("namespace", namespace))
 	svc := find(objs, "Service", named(flagValue(args, "injection-service")))
 	g.Expect(svc).NotTo(BeNil())
+	selector, _, _ := unstructured.NestedStringMap(svc.Object, "spec", "selector")
+	podLabels, _, _ := unstructured.NestedStringMap(deploy.Object, "spec", "template", "metadata", "labels")
+	g.Expect(selector).NotTo(BeEmpty())
+	for k, v := range selector {
+		g.Expect(podLabels).To(HaveKeyWithValue(k, v), "the webhook Service selects the manager's pods")
+	}
 	ports, _ := manager["ports"].([]any)
 	g.Expect(ports).To(ContainElement(HaveKeyWithValue("name", "webhook-server")))
 
