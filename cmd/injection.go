@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -26,6 +27,7 @@ type injectionFlags struct {
 	certSecret        string
 	webhookConfig     string
 	service           string
+	extraDNSNames     string
 }
 
 func bindInjectionFlags(fs *flag.FlagSet) *injectionFlags {
@@ -52,6 +54,8 @@ func bindInjectionFlags(fs *flag.FlagSet) *injectionFlags {
 		"MutatingWebhookConfiguration whose caBundle the certificate rotation keeps current.")
 	fs.StringVar(&f.service, "injection-service", injection.DefaultService,
 		"Service in front of the webhook, in the manager's namespace: the serving certificate's name.")
+	fs.StringVar(&f.extraDNSNames, "injection-cert-extra-dns-names", "", "Comma-separated extra DNS names of the "+
+		"serving certificate, for a webhook configuration that calls a URL rather than the Service.")
 	return f
 }
 
@@ -83,6 +87,11 @@ func (f *injectionFlags) options(namespace string, tlsOpts []func(*tls.Config)) 
 			Secret:               types.NamespacedName{Namespace: namespace, Name: f.certSecret},
 			WebhookConfiguration: f.webhookConfig,
 			DNSName:              fmt.Sprintf("%s.%s.svc", f.service, namespace),
+		}
+		for name := range strings.SplitSeq(f.extraDNSNames, ",") {
+			if name = strings.TrimSpace(name); name != "" {
+				o.Rotation.ExtraDNSNames = append(o.Rotation.ExtraDNSNames, name)
+			}
 		}
 	}
 	return o, nil

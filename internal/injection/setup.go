@@ -50,6 +50,9 @@ type Rotation struct {
 	WebhookConfiguration string
 	// DNSName is the webhook Service's name the API server connects to: <service>.<namespace>.svc.
 	DNSName string
+	// ExtraDNSNames are further names of the serving certificate, for a webhook configuration that
+	// calls a URL instead of the Service.
+	ExtraDNSNames []string
 }
 
 // Setup serves the webhook from mgr: on every replica, not only the leader, once the serving
@@ -74,6 +77,7 @@ func Setup(mgr ctrl.Manager, o SetupOptions) error {
 		CAName:         "taskdownload-operator-ca",
 		CAOrganization: "taskdownload-operator",
 		DNSName:        o.Rotation.DNSName,
+		ExtraDNSNames:  o.Rotation.ExtraDNSNames,
 		IsReady:        certsReady,
 		Webhooks:       []rotator.WebhookInfo{{Name: o.Rotation.WebhookConfiguration, Type: rotator.Mutating}},
 		// Every replica serves the webhook, so every replica needs the certificate at start; they
