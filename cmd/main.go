@@ -103,6 +103,7 @@ func main() {
 	flag.StringVar(&metricsCertName, "metrics-cert-name", "tls.crt", "The name of the metrics server certificate file.")
 	flag.StringVar(&metricsCertKey, "metrics-cert-key", "tls.key", "The name of the metrics server key file.")
 	flag.BoolVar(&enableHTTP2, "enable-http2", false, "If set, HTTP/2 will be enabled for the metrics server.")
+	inj := bindInjectionFlags(flag.CommandLine)
 	showVersion := flag.Bool("version", false, "Print the version and exit.")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
@@ -144,6 +145,12 @@ func main() {
 		// POD_NAMESPACE from the downward API so that the Lease lands in the operator's namespace either way.
 		leaderElectionNamespace = os.Getenv("POD_NAMESPACE")
 	}
+	injection, err := inj.options(os.Getenv("POD_NAMESPACE"), tlsOpts)
+	if err != nil {
+		setupLog.Error(err, "Invalid injection flags")
+		os.Exit(2)
+	}
+	o.Injection = injection
 	o.Manager = ctrl.Options{
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
@@ -175,7 +182,7 @@ func main() {
 
 	setupLog.Info("Starting manager", "version", version.String(), "apiURL", o.APIURL,
 		"pollInterval", o.PollInterval, "maxPollInterval", o.MaxPollInterval, "watchNamespaces", o.WatchNamespaces,
-		"schedulingGates", o.EnableSchedulingGates)
+		"schedulingGates", o.EnableSchedulingGates, "injection", o.Injection != nil)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		setupLog.Error(err, "Failed to run manager")
 		os.Exit(1)

@@ -99,3 +99,30 @@ const (
 // SchedulingGatePrefix starts the name of every pod scheduling gate the operator removes
 // (--enable-scheduling-gates); the rest is a TaskDownload's name: downloads.pixxel.space/<name>.
 const SchedulingGatePrefix = "downloads.pixxel.space/"
+
+// Names of the injecting admission webhook (--enable-injection): a pod opts in with LabelInject and names
+// the TaskDownloads it needs, in its own namespace, with AnnotationTaskDownloads. The webhook then adds,
+// for each, the scheduling gate, a fetch init container, the target as a volume and an emptyDir mounted
+// read-only into the app containers.
+const (
+	// LabelInject must be "true" for a pod to reach the webhook at all (its objectSelector).
+	LabelInject = "downloads.pixxel.space/inject"
+	// AnnotationTaskDownloads names the TaskDownloads, comma-separated: "scene-42,scene-43".
+	AnnotationTaskDownloads = "downloads.pixxel.space/taskdownloads"
+	// AnnotationFetchResources overrides the fetch init containers' resources, as the JSON of a
+	// container's resources: {"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}}.
+	AnnotationFetchResources = "downloads.pixxel.space/fetch-resources"
+	// AnnotationSizeLimit overrides the sizeLimit of each download's emptyDir, a quantity such as "20Gi".
+	AnnotationSizeLimit = "downloads.pixxel.space/size-limit"
+	// AnnotationMountPath overrides the directory under which each download appears in the app
+	// containers, at <mount-path>/<name>; by default DefaultInjectionMountPath.
+	AnnotationMountPath = "downloads.pixxel.space/mount-path"
+	// AnnotationContainers names the app containers that mount the downloads, comma-separated; by
+	// default all of spec.containers, never init or sidecar containers.
+	AnnotationContainers = "downloads.pixxel.space/containers"
+	// AnnotationInjected is set by the webhook: the TaskDownloads it injected, comma-separated.
+	// Re-admission adds nothing twice.
+	AnnotationInjected = "downloads.pixxel.space/injected"
+	// DefaultInjectionMountPath is where the downloads appear without AnnotationMountPath.
+	DefaultInjectionMountPath = "/var/run/taskdownloads"
+)

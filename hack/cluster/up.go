@@ -131,6 +131,9 @@ func (c *Cluster) Up(ctx context.Context) error {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+p.path("sa.pub"), "--service-account-signing-key-file="+p.path("sa.key"),
 		"--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+		// Admission webhooks are called at an endpoint of their Service (here a hostNetwork pod on
+		// 127.0.0.1), not at its ClusterIP, which nothing routes.
+		"--enable-aggregator-routing=true",
 		"--allow-privileged=true", "--profiling=false", "--v=1",
 	); err != nil {
 		return err

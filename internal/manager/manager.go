@@ -22,6 +22,7 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 	"github.com/pixxel-space/taskdownload-operator/internal/controller"
+	"github.com/pixxel-space/taskdownload-operator/internal/injection"
 	"github.com/pixxel-space/taskdownload-operator/internal/metrics"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/recorder"
@@ -55,6 +56,10 @@ type Options struct {
 	// gates from pods once TaskDownload <name> is Ready. Off, no pod is watched or cached, and the
 	// operator needs no RBAC for pods.
 	EnableSchedulingGates bool
+	// Injection, when set, serves the injecting admission webhook (--enable-injection): pods labelled
+	// downloads.pixxel.space/inject=true get the gate, fetch init container and volumes of the
+	// TaskDownloads they name. It needs EnableSchedulingGates, which releases the pods.
+	Injection *injection.SetupOptions
 	// HTTPClient, if set, is used for platform API calls (tests use it to inject faults).
 	HTTPClient *http.Client
 	// Clock, if set, replaces the real clock for URL lifetimes (tests use it to move time on).
@@ -106,6 +111,14 @@ func (o Options) Validate() error {
 	}
 	if o.APIQPS <= 0 || o.APIBurst < 1 {
 		errs = append(errs, errors.New("--api-qps must be positive and --api-burst at least 1"))
+	}
+	if o.Injection != nil && !o.EnableSchedulingGates {
+		errs = append(errs, errors.New("--enable-injection requires --enable-scheduling-gates: the injected "+
+			"scheduling gate holds each pod until its download is Ready, and only that controller removes it"))
+	}
+	if o.Injection != nil && o.Injection.Config.Image == "" {
+		errs = append(errs, errors.New("--enable-injection requires --injection-image, the image that runs /fetch "+
+			"(the manager's own)"))
 	}
 	if o.MaxConcurrentReconciles < 1 {
 		errs = append(errs, errors.New("--max-concurrent-reconciles must be at least 1"))
@@ -215,6 +228,16 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		}); err != nil {
 			return nil, fmt.Errorf("setting up the scheduling gate controller: %w", err)
+		}
+	}
+	if o.Injection != nil {
+		io := *o.Injection
+		io.Recorder = rec
+		if err := injection.Setup(mgr, io); err != nil {
+			return nil, fmt.Errorf("setting up the injecting webhook: %w", err)
+		}
+		if err := (&injection.BypassReporter{Recorder: rec}).SetupWithManager(mgr); err != nil {
+			return nil, fmt.Errorf("setting up the injection bypass report: %w", err)
 		}
 	}
 	if err := metrics.RegisterObjectCollector(mgr.GetClient(), mgr.Elected()); err != nil {

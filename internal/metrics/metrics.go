@@ -30,9 +30,25 @@ var (
 		Name: "taskdownload_events_dropped_total",
 		Help: "Kubernetes events the operator did not write, by reason.",
 	}, []string{"reason"})
+
+	// InjectionAdmissions counts pods the injecting webhook (--enable-injection) admitted, by outcome:
+	// injected (it added what the pod's TaskDownloads need), refused (the pod was rejected, with a message
+	// saying what to fix) and skipped (nothing to add: an update, or TaskDownloads injected before).
+	InjectionAdmissions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "taskdownload_injection_admissions_total",
+		Help: "Pods the injecting admission webhook handled, by outcome (injected, refused, skipped).",
+	}, []string{"outcome"})
+
+	// InjectionBypassed counts pods labelled for injection that were created without the injection
+	// marker: the webhook did not see them (its configuration is missing, or the namespaceSelector
+	// excludes their namespace).
+	InjectionBypassed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "taskdownload_injection_bypassed_pods_total",
+		Help: "Pods labelled downloads.pixxel.space/inject=true created without the injecting webhook's changes.",
+	})
 )
 
 func init() {
-	ctrlmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, EventsDropped,
+	ctrlmetrics.Registry.MustRegister(APIRequests, APIRequestDuration, EventsDropped, InjectionAdmissions, InjectionBypassed,
 		keyRate, keyRateLimited, keyBreakerOpen, keyDeferred)
 }

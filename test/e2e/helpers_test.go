@@ -262,7 +262,8 @@ func logs(t *testing.T, ns, pod, container string) string {
 	return string(b)
 }
 
-// eventsFor returns the events recorded about an object, as "Reason: message" lines.
+// eventsFor returns the events recorded about an object (about every object of kind when name is empty), as
+// "Reason: message" lines.
 func eventsFor(t *testing.T, ns, kind, name string) []string {
 	t.Helper()
 	var list corev1.EventList
@@ -271,7 +272,7 @@ func eventsFor(t *testing.T, ns, kind, name string) []string {
 	}
 	var out []string
 	for _, e := range list.Items {
-		if e.InvolvedObject.Kind == kind && e.InvolvedObject.Name == name {
+		if e.InvolvedObject.Kind == kind && (name == "" || e.InvolvedObject.Name == name) {
 			out = append(out, e.Reason+": "+e.Message)
 		}
 	}

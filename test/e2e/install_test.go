@@ -21,6 +21,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 )
 
+// webhookPort is the manager's webhook server port (the chart's injection.port), on the node's loopback.
+const webhookPort = 9443
+
 // operatorNamespace is where both install.yaml and the documented helm install put the operator.
 const operatorNamespace = "taskdownload-operator-system"
 
@@ -36,6 +39,8 @@ type install struct {
 	name       string
 	helmValues []string // --set arguments; nil means install.yaml
 	image      string
+	// available bounds the wait for the Deployment to be Available; 90 s when zero.
+	available time.Duration
 }
 
 func (i install) helm() bool { return i.helmValues != nil }
@@ -69,7 +74,13 @@ patches:
   target:
     kind: Deployment
     labelSelector: app.kubernetes.io/name=taskdownload-operator
-`, repo, tag)
+# The API server calls the injecting webhook (when installed) on loopback: a Service's endpoints cannot
+# be loopback addresses, and nothing routes its ClusterIP.
+- patch: |-
+    - {op: replace, path: /webhooks/0/clientConfig, value: {url: "https://localhost:%d/mutate-v1-pod"}}
+  target:
+    kind: MutatingWebhookConfiguration
+`, repo, tag, webhookPort)
 	ops := []string{
 		"# Pods reach the fake platform and the API server on loopback only: no pod network here.",
 		"- {op: add, path: /spec/template/spec/hostNetwork, value: true}",
@@ -80,6 +91,8 @@ patches:
 			"- {op: add, path: /spec/template/spec/containers/0/args/-, value: \"--api-url=%s\"}",
 			platform.URL,
 		),
+		"# The injecting webhook's certificate names localhost too, where the API server calls it.",
+		"- {op: add, path: /spec/template/spec/containers/0/args/-, value: \"--injection-cert-extra-dns-names=localhost\"}",
 	}
 	if env.apiHost != "" {
 		ops = append(
@@ -177,7 +190,10 @@ func applyInstall(t *testing.T, want install) {
 		run(t, env.kubectl, "apply", "--server-side", "--force-conflicts", "-f", renderInstall(t, want.image))
 	}
 	current = &want
-	waitOperatorAvailable(t, want.image, 90*time.Second)
+	if want.available == 0 {
+		want.available = 90 * time.Second
+	}
+	waitOperatorAvailable(t, want.image, want.available)
 	t.Logf("operator (%s, %s) Available %.1fs after apply", want.name, want.image, time.Since(start).Seconds())
 }
 

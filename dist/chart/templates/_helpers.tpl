@@ -162,3 +162,25 @@ metrics-reader and a token Secret for it, because no existing Secret is named.
 {{- if and .enabled $.Values.metrics.enabled $.Values.metrics.secure (not .bearerTokenSecret.name) }}true{{ end }}
 {{- end }}
 {{- end }}
+
+{{/*
+The manager's flags of the injecting webhook (injection.enabled).
+*/}}
+{{- define "taskdownload-operator.injectionArgs" -}}
+{{- $image := printf "%s:%s" (.Values.manager.image.repository | default "controller") (.Values.manager.image.tag | default .Chart.AppVersion) }}
+{{- if contains "@" (.Values.manager.image.repository | default "controller") }}
+{{- $image = .Values.manager.image.repository }}
+{{- end }}
+- --enable-injection
+- --injection-image={{ .Values.injection.image | default $image }}
+- --injection-image-pull-policy={{ .Values.manager.image.pullPolicy | default "IfNotPresent" }}
+- --injection-size-limit={{ .Values.injection.sizeLimit }}
+- --injection-resources={{ toJson .Values.injection.resources }}
+- --webhook-port={{ .Values.injection.port }}
+- --injection-webhook-configuration={{ include "taskdownload-operator.resourceName" (dict "suffix" "injection" "context" .) }}
+- --injection-service={{ include "taskdownload-operator.resourceName" (dict "suffix" "webhook" "context" .) }}
+- --injection-cert-secret={{ include "taskdownload-operator.resourceName" (dict "suffix" "webhook-cert" "context" .) }}
+{{- if .Values.injection.certManager.enabled }}
+- --injection-cert-rotation=false
+{{- end }}
+{{- end }}

@@ -11,6 +11,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
@@ -20,6 +21,8 @@ import (
 
 // Env is what a suite's tests share.
 type Env struct {
+	// Environment is the running envtest: its WebhookInstallOptions say where to serve webhooks.
+	Environment *envtest.Environment
 	// Config reaches the API server as an administrator.
 	Config *rest.Config
 	// Client uses Config and the operator's scheme.
@@ -42,7 +45,8 @@ func (e *Env) Check(f func() error) { e.checks = append(e.checks, f) }
 // manager, create namespaces), runs the tests and the checks, and stops everything, newest first. It
 // returns the exit code for os.Exit: func TestMain(m *testing.M) { os.Exit(suite.Main(m, setup)) }.
 // SIGINT, SIGTERM or the end of `go test` stop the control plane too (internal/testsupport/teardown).
-func Main(m *testing.M, setup func(*Env) error) int {
+// Options adjust the environment before it starts (envtestutil.Start).
+func Main(m *testing.M, setup func(*Env) error, opts ...func(*envtest.Environment)) int {
 	teardown.Start()
 	e := &Env{}
 	defer func() {
@@ -50,7 +54,7 @@ func Main(m *testing.M, setup func(*Env) error) int {
 			stop()
 		}
 	}()
-	if err := e.start(setup); err != nil {
+	if err := e.start(setup, opts); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
@@ -64,13 +68,13 @@ func Main(m *testing.M, setup func(*Env) error) int {
 	return code
 }
 
-func (e *Env) start(setup func(*Env) error) error {
-	env, cfg, err := envtestutil.Start()
+func (e *Env) start(setup func(*Env) error, opts []func(*envtest.Environment)) error {
+	env, cfg, err := envtestutil.Start(opts...)
 	if err != nil {
 		return err
 	}
 	e.Defer(func() { _ = env.Stop() })
-	e.Config = cfg
+	e.Environment, e.Config = env, cfg
 	e.Fake = fakepixxel.New()
 	e.Defer(e.Fake.Close)
 	if e.Client, err = client.New(cfg, client.Options{Scheme: manager.NewScheme()}); err != nil {

@@ -19,9 +19,11 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 )
 
 type expectations map[string]string
@@ -42,6 +44,7 @@ func main() {
 	dir := flag.String("dir", "/data", "Directory to check.")
 	flag.Var(want, "expect", "PATH=SHA256 of a file below --dir (repeatable).")
 	inspect := flag.Int("inspect-pid", 0, "Print the uid, gid and root mount mode of this process, and exit.")
+	stay := flag.Bool("stay", false, "After the files match, keep running until SIGTERM, as a Deployment's container.")
 	flag.Parse()
 	if *inspect > 0 {
 		out, err := inspectPID(*inspect)
@@ -93,6 +96,11 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Printf("checker: all %d files match\n", len(want))
+	if *stay {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+		<-stop
+	}
 }
 
 // inspectPID reads /proc/<pid>/status (effective uid and gid) and /proc/<pid>/mountinfo (the mode of
