@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,6 +25,9 @@ import (
 )
 
 const defaultRepo = "ghcr.io/pixxel-space/taskdownload-operator"
+
+// sampleJobs run the fetch helper from the operator's image.
+var sampleJobs = []string{"config/samples/taskdownload_job_fetch.yaml", "config/samples/taskdownload_job_gate.yaml"}
 
 type chartMeta struct {
 	Name       string `json:"name"`
@@ -78,6 +82,10 @@ func checkOneVersion(t *testing.T, root string) string {
 
 	g.Expect(deploymentImage(t, decode(t, read("config/manager/manager.yaml")))).To(
 		Equal(defaultRepo+":"+version), "config/manager/manager.yaml")
+	for _, sample := range sampleJobs {
+		g.Expect(regexp.MustCompile(`(?m)^\s+image: (\S+)$`).FindAllStringSubmatch(string(read(sample)), -1)).
+			To(ContainElement(ContainElement(defaultRepo+":"+version)), "%s runs fetch from the release's image", sample)
+	}
 	for _, readme := range []string{"README.md", "dist/chart/README.md"} {
 		g.Expect(string(read(readme))).To(ContainSubstring("taskdownload-operator-"+strings.TrimPrefix(version, "v")+".tgz"),
 			"%s installs this version's chart", readme)
@@ -90,7 +98,8 @@ func checkOneVersion(t *testing.T, root string) string {
 func TestSetVersion(t *testing.T) {
 	g := NewWithT(t)
 	root := t.TempDir()
-	files := []string{"VERSION", "dist/chart/Chart.yaml", "config/manager/manager.yaml", "README.md", "dist/chart/README.md"}
+	files := append([]string{"VERSION", "dist/chart/Chart.yaml", "config/manager/manager.yaml", "README.md",
+		"dist/chart/README.md"}, sampleJobs...)
 	for _, rel := range files {
 		g.Expect(os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755)).To(Succeed())
 		g.Expect(os.WriteFile(filepath.Join(root, rel), readRepoFile(t, rel), 0o644)).To(Succeed())
