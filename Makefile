@@ -79,7 +79,7 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 # and httptest fakes. The envtest suites (internal/controllertest, internal/*test, and the envtest tests
 # in internal/metrics, internal/recorder, internal/schedulinggate) run only under make test.
 UNIT_PKGS ?= ./cmd/... ./hack/bench ./internal/budget ./internal/controller ./internal/fetch ./internal/manager ./internal/pixxel \
-	./internal/signedurl ./internal/testsupport/envtestutil ./internal/testsupport/fakepixxel ./internal/testsupport/teardown
+	./internal/signedurl ./internal/tlsroots ./internal/testsupport/envtestutil ./internal/testsupport/fakepixxel ./internal/testsupport/teardown
 
 .PHONY: test-unit
 test-unit: ## Run the pure tests only (no API server, no image): the inner loop, in seconds.
