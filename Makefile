@@ -144,9 +144,11 @@ image: image-builder ## Build the image for PLATFORMS as an OCI image layout in 
 	"$(IMAGE_BUILDER)" build --root . --out "$(IMAGE_LAYOUT)" --platforms "$(PLATFORMS)" \
 		--version "$(VERSION)" --revision "$(REVISION)" --created "$(SOURCE_DATE_EPOCH)"
 
+# make image-push publishes the release: the layout make release wrote, which must be VERSION's.
+PUSH_LAYOUT ?= $(DIST)/image
 .PHONY: image-push
-image-push: image-builder ## Push the image layout IMAGE_LAYOUT (from make image) to IMG; credentials from docker login.
-	"$(IMAGE_BUILDER)" push --layout "$(IMAGE_LAYOUT)" "$(IMG)"
+image-push: image-builder ## Push the release's image layout (DIST/image, from make release) to IMG; PUSH_LAYOUT=bin/image pushes make image's. Credentials from docker login.
+	"$(IMAGE_BUILDER)" push --layout "$(PUSH_LAYOUT)" "$(IMG)"
 
 .PHONY: image-builder
 image-builder: $(LOCALBIN) ## Build hack/image (its own module, so go-containerregistry stays out of go.mod).
@@ -173,9 +175,16 @@ set-version: ## Move the repository to VERSION=vX.Y.Z in one step: VERSION, the 
 
 DIST ?= dist
 .PHONY: release
-release: manifests generate kustomize helm image-builder ## Write DIST (dist/): install.yaml, the chart package and the image layout (image/) of VERSION, images in REGISTRY.
-	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" IMAGE_BUILDER="$(IMAGE_BUILDER)" hack/image/release.sh \
+release: manifests generate kustomize helm image-builder cyclonedx-gomod ## Write DIST (dist/): install.yaml, the chart package, the image layout (image/), the SBOM and checksums.txt of VERSION, images in REGISTRY.
+	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" IMAGE_BUILDER="$(IMAGE_BUILDER)" CYCLONEDX_GOMOD="$(CYCLONEDX_GOMOD)" \
+		hack/image/release.sh \
 		"$(DIST)" "$(VERSION)" "$(REGISTRY)/taskdownload-operator" "$(REVISION)" "$(SOURCE_DATE_EPOCH)" "$(PLATFORMS)"
+
+# The chart is pushed as an OCI artifact under CHART_REPO (helm registry login for credentials).
+CHART_REPO ?= oci://$(REGISTRY)/charts
+.PHONY: release-push
+release-push: image-builder helm ## Push the release in DIST (checked against its checksums.txt): the image to IMG, the chart to CHART_REPO; prints both by digest, to sign.
+	"$(IMAGE_BUILDER)" release-push --dist "$(DIST)" --image "$(IMG)" --chart-repo "$(CHART_REPO)" --helm "$(HELM)"
 
 ##@ Deployment
 
@@ -213,12 +222,14 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 ENVTEST ?= $(LOCALBIN)/setup-envtest
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 # setup-envtest is tagged on its own; v0.25.1 is its newest tag, matching controller-runtime v0.25.
 ENVTEST_VERSION ?= v0.25.1
 # Kubernetes version of the envtest control plane.
@@ -242,10 +253,34 @@ envtest: $(ENVTEST) ## Download setup-envtest locally if necessary.
 $(ENVTEST): $(LOCALBIN)
 	$(call go-install-tool,$(ENVTEST),sigs.k8s.io/controller-runtime/tools/setup-envtest,$(ENVTEST_VERSION))
 
+# bin/helm is built with the -ldflags of Helm's own release builds: its version, and the Kubernetes
+# version helm template and helm lint assume without a cluster, from the client-go Helm is built with
+# (v0.37 -> 1.37). Without them helm assumes Kubernetes 1.20, which the chart's kubeVersion refuses.
+HELM_BUILD = $(HELM)-$(HELM_VERSION)-release
 .PHONY: helm
-helm: $(HELM) ## Download helm locally if necessary.
-$(HELM): $(LOCALBIN)
-	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+helm: $(LOCALBIN) ## Build helm into bin/ if necessary, as Helm's release builds are.
+	@[ -f "$(HELM_BUILD)" ] && [ "$$(readlink -- "$(HELM)" 2>/dev/null)" = "$(HELM_BUILD)" ] || { \
+	set -e; \
+	echo "Building helm $(HELM_VERSION)"; \
+	gomod=$$(go mod download -json helm.sh/helm/v3@$(HELM_VERSION) | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$$/\1/p'); \
+	k8s=$$(sed -n 's|^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*|\1|p' "$$gomod"); \
+	[ -n "$$k8s" ] || { echo "helm: no k8s.io/client-go in $$gomod" >&2; exit 1; }; \
+	pkg=helm.sh/helm/v3; \
+	tmp=$$(mktemp -d); \
+	GOBIN="$$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-w -s \
+		-X $$pkg/internal/version.version=$(HELM_VERSION) -X $$pkg/internal/version.gitTreeState=clean \
+		-X $$pkg/pkg/lint/rules.k8sVersionMajor=1 -X $$pkg/pkg/lint/rules.k8sVersionMinor=$$k8s \
+		-X $$pkg/pkg/chartutil.k8sVersionMajor=1 -X $$pkg/pkg/chartutil.k8sVersionMinor=$$k8s" \
+		$$pkg/cmd/helm@$(HELM_VERSION); \
+	mv "$$tmp/helm" "$(HELM_BUILD)"; \
+	rmdir "$$tmp"; \
+	}; \
+	ln -sf "$$(realpath "$(HELM_BUILD)")" "$(HELM)"
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Download cyclonedx-gomod (the release's SBOM) locally if necessary.
+$(CYCLONEDX_GOMOD): $(LOCALBIN)
+	$(call go-install-tool,$(CYCLONEDX_GOMOD),github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.
