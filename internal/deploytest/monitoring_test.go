@@ -22,7 +22,7 @@ import (
 func TestPrometheusRules(t *testing.T) {
 	g := NewWithT(t)
 	chartRule := find(helmTemplate(t, "--set", "prometheus.prometheusRule.enabled=true"), "PrometheusRule", nil)
-	kustRule := find(render(t, "kustomize", "build", "config/prometheus"), "PrometheusRule", nil)
+	kustRule := find(render(t, "kustomize", "build", overlay(t, nil, "config/prometheus")), "PrometheusRule", nil)
 	g.Expect(chartRule).NotTo(BeNil())
 	g.Expect(kustRule).NotTo(BeNil())
 	g.Expect(kustRule.Object["spec"]).To(Equal(chartRule.Object["spec"]),
@@ -63,7 +63,7 @@ func TestPrometheusRules(t *testing.T) {
 func TestGrafanaDashboard(t *testing.T) {
 	g := NewWithT(t)
 	chartCM := find(helmTemplate(t, "--set", "grafanaDashboard.enabled=true"), "ConfigMap", nil)
-	kustCM := find(render(t, "kustomize", "build", "config/grafana"), "ConfigMap", nil)
+	kustCM := find(render(t, "kustomize", "build", overlay(t, nil, "config/grafana")), "ConfigMap", nil)
 	for _, cm := range []*unstructured.Unstructured{chartCM, kustCM} {
 		g.Expect(cm).NotTo(BeNil())
 		g.Expect(cm.GetLabels()).To(HaveKeyWithValue("grafana_dashboard", "1"))
@@ -100,7 +100,7 @@ func TestServiceMonitor(t *testing.T) {
 	g := NewWithT(t)
 	for name, objs := range map[string][]*unstructured.Unstructured{
 		"chart":     helmTemplate(t, monitoringArgs...),
-		"kustomize": render(t, "kustomize", "build", "config/prometheus"),
+		"kustomize": render(t, "kustomize", "build", overlay(t, nil, "config/prometheus")),
 	} {
 		sm := find(objs, "ServiceMonitor", nil)
 		g.Expect(sm).NotTo(BeNil(), name)
