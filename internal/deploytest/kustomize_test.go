@@ -162,7 +162,8 @@ func TestKustomizeOptionalParts(t *testing.T) {
 func TestKustomizeComponentsFromAnOverlay(t *testing.T) {
 	g := NewWithT(t)
 	components := []string{"../prometheus", "../grafana", "../network-policy", "../components/scheduling-gates"}
-	uncommented := []string{"components:"}
+	uncommented := make([]string, 0, len(components)+1)
+	uncommented = append(uncommented, "components:")
 	for _, c := range components {
 		uncommented = append(uncommented, "- "+c)
 	}
@@ -181,7 +182,9 @@ func TestKustomizeComponentsFromAnOverlay(t *testing.T) {
 	g.Expect(os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600)).To(Succeed())
 	got := render(t, "kustomize", "build", dir)
 
-	key := func(o *unstructured.Unstructured) string { return o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName() }
+	key := func(o *unstructured.Unstructured) string {
+		return o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
+	}
 	byKey := map[string]map[string]any{}
 	for _, o := range want {
 		byKey[key(o)] = o.Object
