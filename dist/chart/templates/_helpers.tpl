@@ -71,6 +71,9 @@ app.kubernetes.io/name: {{ include "taskdownload-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -159,7 +162,7 @@ metrics-reader and a token Secret for it, because no existing Secret is named.
 */}}
 {{- define "taskdownload-operator.createsScraper" -}}
 {{- with .Values.prometheus.serviceMonitor }}
-{{- if and .enabled $.Values.metrics.enabled $.Values.metrics.secure (not .bearerTokenSecret.name) }}true{{ end }}
+{{- if and (or .enabled $.Values.prometheus.podMonitor.enabled) $.Values.metrics.enabled $.Values.metrics.secure (not .bearerTokenSecret.name) }}true{{ end }}
 {{- end }}
 {{- end }}
 
