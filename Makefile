@@ -79,8 +79,9 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 # Packages whose tests need no API server, no process of the manager and no built artefact: pure tables
 # and httptest fakes. The envtest suites (internal/controllertest, internal/*test, and the envtest tests
 # in internal/metrics, internal/recorder, internal/schedulinggate) run only under make test.
-UNIT_PKGS ?= ./cmd/... ./hack/bench ./internal/budget ./internal/controller ./internal/fetch ./internal/injection ./internal/manager ./internal/pixxel \
-	./internal/signedurl ./internal/testsupport/envtestutil ./internal/testsupport/fakepixxel ./internal/testsupport/teardown
+UNIT_PKGS ?= ./cmd/... ./hack/bench ./internal/budget ./internal/controller ./internal/fetch ./internal/injection ./internal/manager \
+	./internal/pixxel ./internal/signedurl ./internal/tlsroots ./internal/testsupport/envtestutil ./internal/testsupport/fakepixxel \
+	./internal/testsupport/teardown
 
 .PHONY: test-unit
 test-unit: ## Run the pure tests only (no API server, no image): the inner loop, in seconds.
@@ -89,6 +90,20 @@ test-unit: ## Run the pure tests only (no API server, no image): the inner loop,
 .PHONY: test-alerts
 test-alerts: ## Run the alerting rules' unit tests (test/alerts/rules_test.yaml, promtool's format) on Prometheus's rule engine.
 	go -C test/alerts test -count=1 ./...
+
+# The oldest Kubernetes the operator supports (the chart's kubeVersion, the README): make test-oldest runs
+# the CRD's validation, the samples and the lifecycle on its kube-apiserver. Its envtest binaries are
+# built from source the first time (about 15 minutes on 2 cores), then kept.
+OLDEST_K8S_VERSION ?= 1.30.14
+OLDEST_TESTS ?= TestSchemaRejectsBadSpecs|TestPendingThenReadyPublishesInStatus|TestReadyPublishesToConfigMap|TestKstatusFollowsTheLifecycle
+.PHONY: test-oldest
+test-oldest: kustomize ## Run the CRD, samples and lifecycle tests on the oldest supported kube-apiserver (OLDEST_K8S_VERSION).
+	@assets="$$(SETUP_ENVTEST="$(ENVTEST)" hack/envtest-binaries.sh $(OLDEST_K8S_VERSION))"; \
+	"$$assets/kube-apiserver" --version | grep -qx "Kubernetes v$(OLDEST_K8S_VERSION)" || \
+		{ echo "test-oldest: $$assets/kube-apiserver is not v$(OLDEST_K8S_VERSION)" >&2; exit 1; }; \
+	echo "test-oldest: kube-apiserver v$(OLDEST_K8S_VERSION) from $$assets"; \
+	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./internal/controllertest -run '^($(OLDEST_TESTS))$$'; \
+	KUBEBUILDER_ASSETS="$$assets" go test -count=1 ./internal/deploytest -run '^TestSamplesApply$$'
 
 .PHONY: test-chaos
 test-chaos: envtest-assets ## Kill, restart and fail over managers with 1000 TaskDownloads in flight (CHAOS_N).
@@ -151,9 +166,11 @@ image: image-builder ## Build the image for PLATFORMS as an OCI image layout in 
 	"$(IMAGE_BUILDER)" build --root . --out "$(IMAGE_LAYOUT)" --platforms "$(PLATFORMS)" \
 		--version "$(VERSION)" --revision "$(REVISION)" --created "$(SOURCE_DATE_EPOCH)"
 
+# make image-push publishes the release: the layout make release wrote, which must be VERSION's.
+PUSH_LAYOUT ?= $(DIST)/image
 .PHONY: image-push
-image-push: image-builder ## Push the image layout IMAGE_LAYOUT (from make image) to IMG; credentials from docker login.
-	"$(IMAGE_BUILDER)" push --layout "$(IMAGE_LAYOUT)" "$(IMG)"
+image-push: image-builder ## Push the release's image layout (DIST/image, from make release) to IMG; PUSH_LAYOUT=bin/image pushes make image's. Credentials from docker login.
+	"$(IMAGE_BUILDER)" push --layout "$(PUSH_LAYOUT)" "$(IMG)"
 
 .PHONY: image-builder
 image-builder: $(LOCALBIN) ## Build hack/image (its own module, so go-containerregistry stays out of go.mod).
@@ -180,9 +197,16 @@ set-version: ## Move the repository to VERSION=vX.Y.Z in one step: VERSION, the 
 
 DIST ?= dist
 .PHONY: release
-release: manifests generate kustomize helm image-builder ## Write DIST (dist/): install.yaml, the chart package and the image layout (image/) of VERSION, images in REGISTRY.
-	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" IMAGE_BUILDER="$(IMAGE_BUILDER)" hack/image/release.sh \
+release: manifests generate kustomize helm image-builder cyclonedx-gomod ## Write DIST (dist/): install.yaml, the chart package, the image layout (image/), the SBOM and checksums.txt of VERSION, images in REGISTRY.
+	KUSTOMIZE="$(KUSTOMIZE)" HELM="$(HELM)" IMAGE_BUILDER="$(IMAGE_BUILDER)" CYCLONEDX_GOMOD="$(CYCLONEDX_GOMOD)" \
+		hack/image/release.sh \
 		"$(DIST)" "$(VERSION)" "$(REGISTRY)/taskdownload-operator" "$(REVISION)" "$(SOURCE_DATE_EPOCH)" "$(PLATFORMS)"
+
+# The chart is pushed as an OCI artifact under CHART_REPO (helm registry login for credentials).
+CHART_REPO ?= oci://$(REGISTRY)/charts
+.PHONY: release-push
+release-push: image-builder helm ## Push the release in DIST (checked against its checksums.txt): the image to IMG, the chart to CHART_REPO; prints both by digest, to sign.
+	"$(IMAGE_BUILDER)" release-push --dist "$(DIST)" --image "$(IMG)" --chart-repo "$(CHART_REPO)" --helm "$(HELM)"
 
 ##@ Deployment
 
@@ -220,12 +244,14 @@ CONTROLLER_GEN ?= $(LOCALBIN)/controller-gen
 ENVTEST ?= $(LOCALBIN)/setup-envtest
 GOLANGCI_LINT = $(LOCALBIN)/golangci-lint
 HELM ?= $(LOCALBIN)/helm
+CYCLONEDX_GOMOD ?= $(LOCALBIN)/cyclonedx-gomod
 
 ## Tool Versions
 KUSTOMIZE_VERSION ?= v5.8.1
 CONTROLLER_TOOLS_VERSION ?= v0.23.0
 GOLANGCI_LINT_VERSION ?= v2.15.0
 HELM_VERSION ?= v3.22.0
+CYCLONEDX_GOMOD_VERSION ?= v1.10.0
 # setup-envtest is tagged on its own; v0.25.1 is its newest tag, matching controller-runtime v0.25.
 ENVTEST_VERSION ?= v0.25.1
 # Kubernetes version of the envtest control plane.
@@ -249,10 +275,34 @@ envtest: $(ENVTEST) ## Download setup-envtest locally if necessary.
 $(ENVTEST): $(LOCALBIN)
 	$(call go-install-tool,$(ENVTEST),sigs.k8s.io/controller-runtime/tools/setup-envtest,$(ENVTEST_VERSION))
 
+# bin/helm is built with the -ldflags of Helm's own release builds: its version, and the Kubernetes
+# version helm template and helm lint assume without a cluster, from the client-go Helm is built with
+# (v0.37 -> 1.37). Without them helm assumes Kubernetes 1.20, which the chart's kubeVersion refuses.
+HELM_BUILD = $(HELM)-$(HELM_VERSION)-release
 .PHONY: helm
-helm: $(HELM) ## Download helm locally if necessary.
-$(HELM): $(LOCALBIN)
-	$(call go-install-tool,$(HELM),helm.sh/helm/v3/cmd/helm,$(HELM_VERSION))
+helm: $(LOCALBIN) ## Build helm into bin/ if necessary, as Helm's release builds are.
+	@[ -f "$(HELM_BUILD)" ] && [ "$$(readlink -- "$(HELM)" 2>/dev/null)" = "$(HELM_BUILD)" ] || { \
+	set -e; \
+	echo "Building helm $(HELM_VERSION)"; \
+	gomod=$$(go mod download -json helm.sh/helm/v3@$(HELM_VERSION) | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$$/\1/p'); \
+	k8s=$$(sed -n 's|^[[:space:]]*k8s.io/client-go v0\.\([0-9]*\)\..*|\1|p' "$$gomod"); \
+	[ -n "$$k8s" ] || { echo "helm: no k8s.io/client-go in $$gomod" >&2; exit 1; }; \
+	pkg=helm.sh/helm/v3; \
+	tmp=$$(mktemp -d); \
+	GOBIN="$$tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-w -s \
+		-X $$pkg/internal/version.version=$(HELM_VERSION) -X $$pkg/internal/version.gitTreeState=clean \
+		-X $$pkg/pkg/lint/rules.k8sVersionMajor=1 -X $$pkg/pkg/lint/rules.k8sVersionMinor=$$k8s \
+		-X $$pkg/pkg/chartutil.k8sVersionMajor=1 -X $$pkg/pkg/chartutil.k8sVersionMinor=$$k8s" \
+		$$pkg/cmd/helm@$(HELM_VERSION); \
+	mv "$$tmp/helm" "$(HELM_BUILD)"; \
+	rmdir "$$tmp"; \
+	}; \
+	ln -sf "$$(realpath "$(HELM_BUILD)")" "$(HELM)"
+
+.PHONY: cyclonedx-gomod
+cyclonedx-gomod: $(CYCLONEDX_GOMOD) ## Download cyclonedx-gomod (the release's SBOM) locally if necessary.
+$(CYCLONEDX_GOMOD): $(LOCALBIN)
+	$(call go-install-tool,$(CYCLONEDX_GOMOD),github.com/CycloneDX/cyclonedx-gomod/cmd/cyclonedx-gomod,$(CYCLONEDX_GOMOD_VERSION))
 
 .PHONY: golangci-lint
 golangci-lint: $(GOLANGCI_LINT) ## Download golangci-lint locally if necessary.

@@ -30,10 +30,6 @@ import (
 	// to ensure that exec-entrypoint and run can make use of them.
 	_ "k8s.io/client-go/plugin/pkg/client/auth"
 
-	// The image has no CA bundle of its own (it is built from scratch): these roots let HTTPS to the
-	// platform verify when the system offers none.
-	_ "golang.org/x/crypto/x509roots/fallback"
-
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -41,6 +37,7 @@ import (
 
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/metricsauth"
+	"github.com/pixxel-space/taskdownload-operator/internal/tlsroots"
 	"github.com/pixxel-space/taskdownload-operator/internal/version"
 )
 
@@ -76,6 +73,7 @@ func main() {
 	flag.Float64Var(&kubeQPS, "kube-api-qps", manager.DefaultKubeAPIQPS, "Kubernetes API requests per second.")
 	flag.IntVar(&kubeBurst, "kube-api-burst", manager.DefaultKubeAPIBurst,
 		"Burst of Kubernetes API requests above --kube-api-qps.")
+	flag.Var((*tlsroots.Files)(&o.CAFiles), "ca-file", "For the platform API: "+tlsroots.Usage)
 	flag.StringVar(&watchNamespaces, "watch-namespaces", "",
 		"Comma-separated namespaces to watch; empty watches all namespaces.")
 	flag.BoolVar(&o.EnableSchedulingGates, "enable-scheduling-gates", o.EnableSchedulingGates,

@@ -16,12 +16,9 @@ import (
 	"os/signal"
 	"syscall"
 
-	// The image has no CA bundle of its own (it is built from scratch): these roots let HTTPS to the
-	// signed URL verify when the system offers none.
-	_ "golang.org/x/crypto/x509roots/fallback"
-
 	"github.com/pixxel-space/taskdownload-operator/internal/fetch"
 	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
+	"github.com/pixxel-space/taskdownload-operator/internal/tlsroots"
 	"github.com/pixxel-space/taskdownload-operator/internal/version"
 )
 
@@ -84,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"Most entries (files, directories, links) an archive may hold.")
 	flags.Var(modeFlag{&o.FileMode}, "file-mode", "Permissions of the files written, in `octal`.")
 	flags.Var(modeFlag{&o.DirMode}, "dir-mode", "Permissions of the directories created, in `octal`.")
+	var caFiles tlsroots.Files
+	flags.Var(&caFiles, "ca-file", "For the storage behind the URL: "+tlsroots.Usage)
 	showVersion := flags.Bool("version", false, "Print the version and exit.")
 
 	usage := func(w io.Writer) {
@@ -110,10 +109,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		_, _ = fmt.Fprintln(stdout, "fetch", version.String())
 		return fetch.ExitOK
 	}
+	roots, err := tlsroots.Pool(caFiles...)
+	if err != nil {
+		_, _ = fmt.Fprintf(stderr, "fetch: --ca-file: %v\n", err)
+		return fetch.ExitUsage
+	}
+	o.RootCAs = roots
 	if o.URLFile == "" && o.URLEnv == "" {
 		o.URLEnv = defaultURLEnv
 	}
-	err := fetch.Run(ctx, o)
+	err = fetch.Run(ctx, o)
 	if err != nil {
 		// The storage's words reach here; no control character gets to the terminal or the log.
 		_, _ = fmt.Fprintf(stderr, "fetch: %s\n", signedurl.CleanText(err.Error()))

@@ -334,17 +334,9 @@ func showPublished(ctx context.Context, c client.Client, tds []*downloadsv1alpha
   Mount the ConfigMap or Secret as a volume and let the operator's fetch helper download and unpack
   the package into a shared emptyDir (config/samples/taskdownload_job_fetch.yaml):
 
-    initContainers:
-      - name: fetch
-        image: <operator image>          # ships /fetch
-        args: [--url-file=/etc/taskdownload/SIGNED_URL, --dest=/data]
-        volumeMounts:
-          - {name: download, mountPath: /etc/taskdownload, readOnly: true}
-          - {name: data, mountPath: /data}
-    volumes:
-      - {name: download, configMap: {name: scene-42-download}}
-      - {name: data, emptyDir: {}}
-
+`)
+	fmt.Print(indent(podSnippet(releaseImage(), "scene-42-download"), "    "))
+	fmt.Print(`
   A mounted volume follows the operator's URL refreshes; envFrom fixes the values at pod start.
 `)
 	return nil

@@ -2,6 +2,8 @@
 //
 //	go run . build --root ../.. --out ../../bin/image --version v0.1.0 --revision $(git rev-parse HEAD)
 //	go run . push --layout ../../bin/image ghcr.io/pixxel-space/taskdownload-operator:v0.1.0
+//	go run . release-push --dist ../../dist --image ghcr.io/pixxel-space/taskdownload-operator:v0.1.0 \
+//		--chart-repo oci://ghcr.io/pixxel-space/charts --helm ../../bin/helm
 //	go run . tool --root ../.. --main ./test/e2e/images/pause --out ../../bin/e2e/images/pause
 //
 // build compiles /manager and /fetch for each platform (CGO_ENABLED=0, -trimpath), puts them on a
@@ -37,17 +39,19 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	if len(args) == 0 {
-		return errors.New("usage: image build|push|tool [flags]")
+		return errors.New("usage: image build|push|release-push|tool [flags]")
 	}
 	switch args[0] {
 	case "build":
 		return runBuild(ctx, args[1:])
 	case "push":
 		return runPush(ctx, args[1:])
+	case "release-push":
+		return runReleasePush(ctx, args[1:])
 	case "tool":
 		return runTool(ctx, args[1:])
 	default:
-		return fmt.Errorf("unknown command %q: want build, push or tool", args[0])
+		return fmt.Errorf("unknown command %q: want build, push, release-push or tool", args[0])
 	}
 }
 
@@ -98,6 +102,27 @@ func runPush(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Println(digest)
+	return nil
+}
+
+func runReleasePush(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("release-push", flag.ExitOnError)
+	var o releasePushOptions
+	fs.StringVar(&o.Dist, "dist", "dist", "Directory make release wrote (install.yaml, the chart, image/, checksums.txt).")
+	fs.StringVar(&o.Image, "image", "", "Image repository:VERSION to push image/ to (required).")
+	fs.StringVar(&o.ChartRepo, "chart-repo", "", "oci://registry/path to push the chart under (required).")
+	fs.StringVar(&o.Helm, "helm", "helm", "The helm binary (helm push; credentials from helm registry login).")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if o.Image == "" || o.ChartRepo == "" || fs.NArg() != 0 {
+		return errors.New("release-push: --image and --chart-repo are required, and nothing else")
+	}
+	p, err := releasePush(ctx, o)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("image %s\nchart %s\n", p.Image, p.Chart)
 	return nil
 }
 

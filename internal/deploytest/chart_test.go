@@ -196,7 +196,7 @@ manager:
       name: proxy-ca
   extraVolumeMounts:
   - name: proxy-ca
-    mountPath: /etc/ssl/certs/proxy-ca.crt
+    mountPath: /etc/proxy/ca.crt
     subPath: ca.crt
     readOnly: true
 `), 0o600)).To(Succeed())
@@ -206,7 +206,7 @@ manager:
 		HaveKeyWithValue("name", "POD_NAMESPACE"),
 		map[string]any{"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
 		map[string]any{"name": "NO_PROXY", "value": ".svc,.cluster.local,10.0.0.0/8"}))
-	g.Expect(c["volumeMounts"]).To(ContainElement(HaveKeyWithValue("mountPath", "/etc/ssl/certs/proxy-ca.crt")))
+	g.Expect(c["volumeMounts"]).To(ContainElement(HaveKeyWithValue("mountPath", "/etc/proxy/ca.crt")))
 	vols, _, _ := unstructured.NestedSlice(deploy.Object, "spec", "template", "spec", "volumes")
 	g.Expect(vols).To(ContainElement(HaveKeyWithValue("name", "proxy-ca")))
 }

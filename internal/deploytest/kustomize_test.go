@@ -21,7 +21,7 @@ import (
 // (a Flux Kustomization, say) out of files kustomize would take for its own.
 func TestEveryKustomizationBuilds(t *testing.T) {
 	root := filepath.Join(envtestutil.RepoRoot(), "config")
-	var dirs []string
+	var dirs, components []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || d.Name() != "kustomization.yaml" {
 			return err
@@ -39,6 +39,7 @@ func TestEveryKustomizationBuilds(t *testing.T) {
 		}
 		rel, _ := filepath.Rel(envtestutil.RepoRoot(), filepath.Dir(path))
 		if k["kind"] == "Component" {
+			components = append(components, rel)
 			rel = overlay(t, nil, rel)
 		}
 		dirs = append(dirs, rel)
@@ -47,7 +48,10 @@ func TestEveryKustomizationBuilds(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	NewWithT(t).Expect(dirs).To(ContainElements("config/default", "config/flux", "config/prometheus", "config/grafana"))
+	NewWithT(t).Expect(dirs).To(ContainElements("config/default", "config/base", "config/flux"))
+	// The optional parts are Components, which an overlay turns on without editing config/default.
+	NewWithT(t).Expect(components).To(ConsistOf("config/prometheus", "config/grafana", "config/network-policy",
+		"config/components/scheduling-gates", "config/components/injection"))
 	for _, dir := range dirs {
 		out, stderr, err := run(t, "kustomize", "build", dir)
 		if err != nil {
@@ -151,6 +155,45 @@ func TestKustomizeOptionalParts(t *testing.T) {
 	g.Expect(kinds(objs)).To(HaveKey("PrometheusRule"))
 	g.Expect(kinds(objs)).To(HaveKey("NetworkPolicy"))
 	g.Expect(find(objs, "ConfigMap", named("dashboard"))).NotTo(BeNil())
+}
+
+// TestKustomizeComponentsFromAnOverlay: a user's overlay of config/base turns the optional Components
+// on without editing config/, and renders what uncommenting them in config/default renders.
+func TestKustomizeComponentsFromAnOverlay(t *testing.T) {
+	g := NewWithT(t)
+	components := []string{"../prometheus", "../grafana", "../network-policy", "../components/injection"}
+	uncommented := make([]string, 0, len(components)+1)
+	uncommented = append(uncommented, "components:")
+	for _, c := range components {
+		uncommented = append(uncommented, "- "+c)
+	}
+	want := render(t, "kustomize", "build", overlay(t, uncommented, ""))
+
+	dir := filepath.Join(t.TempDir(), "my-overlay")
+	g.Expect(os.CopyFS(filepath.Join(filepath.Dir(dir), "config"),
+		os.DirFS(filepath.Join(envtestutil.RepoRoot(), "config")))).To(Succeed())
+	g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	k := "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n" +
+		"namespace: taskdownload-operator-system\nnamePrefix: taskdownload-operator-\n" +
+		"resources:\n- ../config/base\ncomponents:\n"
+	for _, c := range components {
+		k += "- ../config/" + strings.TrimPrefix(c, "../") + "\n"
+	}
+	g.Expect(os.WriteFile(filepath.Join(dir, "kustomization.yaml"), []byte(k), 0o600)).To(Succeed())
+	got := render(t, "kustomize", "build", dir)
+
+	key := func(o *unstructured.Unstructured) string {
+		return o.GetKind() + "/" + o.GetNamespace() + "/" + o.GetName()
+	}
+	byKey := map[string]map[string]any{}
+	for _, o := range want {
+		byKey[key(o)] = o.Object
+	}
+	g.Expect(got).To(HaveLen(len(want)))
+	for _, o := range got {
+		g.Expect(byKey).To(HaveKeyWithValue(key(o), o.Object), "%s differs from config/default's", key(o))
+	}
+	g.Expect(kinds(got)).To(HaveKey("ServiceMonitor"))
 }
 
 // TestInstallYAMLLabelsClusterObjects: the README's uninstall-but-keep-the-CRD command selects every

@@ -24,7 +24,7 @@ import (
 func TestPrometheusRules(t *testing.T) {
 	g := NewWithT(t)
 	chartRule := find(helmTemplate(t, "--set", "prometheus.prometheusRule.enabled=true"), "PrometheusRule", nil)
-	kustRule := find(render(t, "kustomize", "build", "config/prometheus"), "PrometheusRule", nil)
+	kustRule := find(render(t, "kustomize", "build", overlay(t, nil, "config/prometheus")), "PrometheusRule", nil)
 	g.Expect(chartRule).NotTo(BeNil())
 	g.Expect(kustRule).NotTo(BeNil())
 	g.Expect(kustRule.Object["spec"]).To(Equal(chartRule.Object["spec"]),
@@ -85,13 +85,66 @@ func readRunbooks(t *testing.T) map[string]string {
 	return sections
 }
 
+// TestGrafanaDashboard: the chart and config/grafana ship the same dashboard, for Grafana's sidecar,
+// and every panel's query is valid.
+func TestGrafanaDashboard(t *testing.T) {
+	g := NewWithT(t)
+	chartCM := find(helmTemplate(t, "--set", "grafanaDashboard.enabled=true"), "ConfigMap", nil)
+	kustCM := find(render(t, "kustomize", "build", overlay(t, nil, "config/grafana")), "ConfigMap", nil)
+	for _, cm := range []*unstructured.Unstructured{chartCM, kustCM} {
+		g.Expect(cm).NotTo(BeNil())
+		g.Expect(cm.GetLabels()).To(HaveKeyWithValue("grafana_dashboard", "1"))
+	}
+	chartJSON, _, _ := unstructured.NestedString(chartCM.Object, "data", "taskdownload-operator.json")
+	kustJSON, _, _ := unstructured.NestedString(kustCM.Object, "data", "taskdownload-operator.json")
+	g.Expect(kustJSON).To(MatchJSON(chartJSON), "config/grafana/taskdownload-operator.json differs from dist/chart/dashboards")
+
+	var dash struct {
+		UID    string `json:"uid"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	g.Expect(json.Unmarshal([]byte(chartJSON), &dash)).To(Succeed())
+	g.Expect(dash.UID).NotTo(BeEmpty())
+	g.Expect(dash.Panels).NotTo(BeEmpty())
+	panelOf := map[string]string{} // query → the panel that shows it
+	titles := map[string]bool{}
+	queried := map[string]bool{} // metric names any panel queries
+	metricName := regexp.MustCompile(`\b(taskdownload_[a-z0-9_]+)`)
+	for _, p := range dash.Panels {
+		g.Expect(p.Targets).NotTo(BeEmpty(), p.Title)
+		g.Expect(titles).NotTo(HaveKey(p.Title), "two panels are titled %q", p.Title)
+		titles[p.Title] = true
+		for _, target := range p.Targets {
+			// Grafana's variables, as Grafana substitutes them.
+			expr := strings.NewReplacer("$__rate_interval", "5m", "$job", ".*").Replace(target.Expr)
+			g.Expect(checkPromQL(t, expr)).To(Succeed(), "panel %q", p.Title)
+			query := strings.Join(strings.Fields(target.Expr), " ")
+			g.Expect(panelOf).NotTo(HaveKey(query), "panel %q repeats the query of panel %q", p.Title, panelOf[query])
+			panelOf[query] = p.Title
+			for _, m := range metricName.FindAllStringSubmatch(expr, -1) {
+				queried[strings.TrimSuffix(m[1], "_bucket")] = true
+			}
+		}
+	}
+	for m := range exportedMetrics(t) {
+		if strings.HasPrefix(m, "taskdownload_") {
+			g.Expect(queried).To(HaveKey(m), "no panel shows the operator's metric %s", m)
+		}
+	}
+}
+
 // TestServiceMonitor: the ServiceMonitor authenticates with a token Secret (no deprecated
 // bearerTokenFile) whose ServiceAccount may read /metrics.
 func TestServiceMonitor(t *testing.T) {
 	g := NewWithT(t)
 	for name, objs := range map[string][]*unstructured.Unstructured{
 		"chart":     helmTemplate(t, monitoringArgs...),
-		"kustomize": render(t, "kustomize", "build", "config/prometheus"),
+		"kustomize": render(t, "kustomize", "build", overlay(t, nil, "config/prometheus")),
 	} {
 		sm := find(objs, "ServiceMonitor", nil)
 		g.Expect(sm).NotTo(BeNil(), name)

@@ -86,9 +86,6 @@ func collectLeaves(node map[string]any, path string, out *[]schemaLeaf) {
 	}
 	keys := make([]string, 0, len(props))
 	for k := range props {
-		if path == "" && k == "global" {
-			continue // a parent chart's values
-		}
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)

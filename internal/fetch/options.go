@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"crypto/x509"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -61,6 +62,8 @@ type Options struct {
 	// the pod's other containers (other UIDs) can read it.
 	FileMode fs.FileMode
 	DirMode  fs.FileMode
+	// RootCAs verify the storage's certificate when HTTPClient is not set; nil: the system's roots.
+	RootCAs *x509.CertPool
 	// HTTPClient defaults to one built from the timeouts above. Redirects from https to http are
 	// refused whatever client is given.
 	HTTPClient *http.Client

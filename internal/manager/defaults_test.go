@@ -39,7 +39,8 @@ func TestDefaultsAgreeEverywhere(t *testing.T) {
 	d := manager.DefaultOptions()
 
 	var values struct {
-		Operator map[string]any `json:"operator"`
+		Operator       map[string]any `json:"operator"`
+		LeaderElection map[string]any `json:"leaderElection"`
 	}
 	if err := yaml.Unmarshal([]byte(repoFile(t, "dist/chart/values.yaml")), &values); err != nil {
 		t.Fatal(err)
@@ -52,6 +53,15 @@ func TestDefaultsAgreeEverywhere(t *testing.T) {
 	} {
 		if got := fmt.Sprint(values.Operator[key]); !same(got, want) {
 			t.Errorf("dist/chart/values.yaml operator.%s is %s; the manager's default is %v", key, got, want)
+		}
+	}
+
+	for key, want := range map[string]time.Duration{
+		"leaseDuration": manager.DefaultLeaseDuration, "renewDeadline": manager.DefaultRenewDeadline,
+		"retryPeriod": manager.DefaultRetryPeriod,
+	} {
+		if got := fmt.Sprint(values.LeaderElection[key]); !same(got, want) {
+			t.Errorf("dist/chart/values.yaml leaderElection.%s is %s; the manager's default is %v", key, got, want)
 		}
 	}
 

@@ -27,6 +27,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/recorder"
 	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
+	"github.com/pixxel-space/taskdownload-operator/internal/tlsroots"
 )
 
 // Options configures the operator.
@@ -60,6 +61,9 @@ type Options struct {
 	// downloads.pixxel.space/inject=true get the gate, fetch init container and volumes of the
 	// TaskDownloads they name. It needs EnableSchedulingGates, which releases the pods.
 	Injection *injection.SetupOptions
+	// CAFiles are PEM files of CA certificates trusted for the platform API in addition to the system's
+	// roots (the image's embedded ones); see package tlsroots.
+	CAFiles []string
 	// HTTPClient, if set, is used for platform API calls (tests use it to inject faults).
 	HTTPClient *http.Client
 	// Clock, if set, replaces the real clock for URL lifetimes (tests use it to move time on).
@@ -176,6 +180,11 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if o.HTTPClient != nil {
 		clientOpts = append(clientOpts, pixxel.WithHTTPClient(o.HTTPClient))
 	}
+	roots, err := tlsroots.Pool(o.CAFiles...)
+	if err != nil {
+		return nil, fmt.Errorf("--ca-file: %w", err)
+	}
+	clientOpts = append(clientOpts, pixxel.WithRootCAs(roots))
 	clientOpts = append(clientOpts, pixxel.WithTransportWrapper(metrics.InstrumentTransport))
 	api, err := pixxel.New(o.APIURL, clientOpts...)
 	if err != nil {

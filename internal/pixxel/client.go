@@ -7,6 +7,8 @@ package pixxel
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -72,6 +74,29 @@ type Option func(*Client)
 // WithHTTPClient sets the HTTP client (transport, proxies, TLS). The default is net/http's default
 // transport keeping up to 256 idle connections to the API, so that concurrent reconciles reuse them.
 func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.httpClient = hc } }
+
+// WithRootCAs makes the client verify the API's certificate with pool (tlsroots.Pool) instead of
+// the system roots. It changes the *http.Transport of the client set so far (the default one, or
+// WithHTTPClient's when that option comes first, on a copy), so it goes before WithTransportWrapper.
+func WithRootCAs(pool *x509.CertPool) Option {
+	return func(c *Client) {
+		t, ok := c.httpClient.Transport.(*http.Transport)
+		if c.httpClient.Transport == nil {
+			t, ok = defaultTransport(), true
+		}
+		if !ok || pool == nil {
+			return
+		}
+		t = t.Clone()
+		if t.TLSClientConfig == nil {
+			t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		t.TLSClientConfig.RootCAs = pool
+		hc := *c.httpClient
+		hc.Transport = t
+		c.httpClient = &hc
+	}
+}
 
 // WithTimeout bounds each request, reading the answer included.
 func WithTimeout(d time.Duration) Option { return func(c *Client) { c.timeout = d } }

@@ -4,11 +4,13 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"errors"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -24,6 +26,9 @@ import (
 )
 
 const defaultRepo = "ghcr.io/pixxel-space/taskdownload-operator"
+
+// sampleJobs run the fetch helper from the operator's image.
+var sampleJobs = []string{"config/samples/taskdownload_job_fetch.yaml", "config/samples/taskdownload_job_gate.yaml"}
 
 type chartMeta struct {
 	Name       string `json:"name"`
@@ -78,6 +83,10 @@ func checkOneVersion(t *testing.T, root string) string {
 
 	g.Expect(deploymentImage(t, decode(t, read("config/manager/manager.yaml")))).To(
 		Equal(defaultRepo+":"+version), "config/manager/manager.yaml")
+	for _, sample := range sampleJobs {
+		g.Expect(regexp.MustCompile(`(?m)^\s+image: (\S+)$`).FindAllStringSubmatch(string(read(sample)), -1)).
+			To(ContainElement(ContainElement(defaultRepo+":"+version)), "%s runs fetch from the release's image", sample)
+	}
 	for _, readme := range []string{"README.md", "dist/chart/README.md"} {
 		g.Expect(string(read(readme))).To(ContainSubstring("taskdownload-operator-"+strings.TrimPrefix(version, "v")+".tgz"),
 			"%s installs this version's chart", readme)
@@ -90,7 +99,8 @@ func checkOneVersion(t *testing.T, root string) string {
 func TestSetVersion(t *testing.T) {
 	g := NewWithT(t)
 	root := t.TempDir()
-	files := []string{"VERSION", "dist/chart/Chart.yaml", "config/manager/manager.yaml", "README.md", "dist/chart/README.md"}
+	files := append([]string{"VERSION", "dist/chart/Chart.yaml", "config/manager/manager.yaml", "README.md",
+		"dist/chart/README.md"}, sampleJobs...)
 	for _, rel := range files {
 		g.Expect(os.MkdirAll(filepath.Dir(filepath.Join(root, rel)), 0o755)).To(Succeed())
 		g.Expect(os.WriteFile(filepath.Join(root, rel), readRepoFile(t, rel), 0o644)).To(Succeed())
@@ -173,6 +183,9 @@ func TestMakeRelease(t *testing.T) {
 	checkInstallYAML(t, filepath.Join(dist, "install.yaml"), img)
 	checkChart(t, filepath.Join(dist, "taskdownload-operator-0.1.0.tgz"), "0.1.0", "v0.1.0", defaultRepo)
 
+	checkChecksums(t, dist, "install.yaml", "taskdownload-operator-0.1.0.tgz", "sbom.cdx.json", "image/index.json")
+	checkSBOM(t, filepath.Join(dist, "sbom.cdx.json"))
+
 	l, err := imagetest.Open(filepath.Join(dist, "image"))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(l.RefName).To(Equal("v0.1.0"))
@@ -180,6 +193,72 @@ func TestMakeRelease(t *testing.T) {
 	for _, i := range l.Images {
 		g.Expect(i.Config.Config.Labels).To(HaveKeyWithValue("org.opencontainers.image.version", "v0.1.0"))
 	}
+}
+
+// checkChecksums: checksums.txt lists every artifact, the image layout's files included, and
+// sha256sum -c accepts it.
+func checkChecksums(t *testing.T, dist string, want ...string) {
+	t.Helper()
+	g := NewWithT(t)
+	data, err := os.ReadFile(filepath.Join(dist, "checksums.txt"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var files []string
+	for line := range strings.Lines(string(data)) {
+		_, file, ok := strings.Cut(strings.TrimSpace(line), "  ")
+		g.Expect(ok).To(BeTrue(), "line %q", line)
+		files = append(files, file)
+	}
+	g.Expect(files).To(ContainElements(want))
+	g.Expect(files).To(ContainElement(HavePrefix("image/blobs/sha256/")))
+	cmd := exec.Command("sha256sum", "--check", "--strict", "checksums.txt")
+	cmd.Dir = dist
+	out, err := cmd.CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), string(out))
+}
+
+// checkSBOM: a CycloneDX document whose components are the modules go.mod requires, at their versions.
+func checkSBOM(t *testing.T, file string) {
+	t.Helper()
+	g := NewWithT(t)
+	var bom struct {
+		BOMFormat   string `json:"bomFormat"`
+		SpecVersion string `json:"specVersion"`
+		Metadata    struct {
+			Component struct {
+				Name string `json:"name"`
+			} `json:"component"`
+		} `json:"metadata"`
+		Components []struct {
+			Name    string `json:"name"`
+			Version string `json:"version"`
+			PURL    string `json:"purl"`
+		} `json:"components"`
+	}
+	data, err := os.ReadFile(file)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(json.Unmarshal(data, &bom)).To(Succeed())
+	g.Expect(bom.BOMFormat).To(Equal("CycloneDX"))
+	g.Expect(bom.SpecVersion).To(Equal("1.6"))
+	g.Expect(bom.Metadata.Component.Name).To(Equal("github.com/pixxel-space/taskdownload-operator"))
+	have := map[string]string{}
+	for _, c := range bom.Components {
+		have[c.Name] = c.Version
+		g.Expect(c.PURL).To(HavePrefix("pkg:"), "component %s", c.Name)
+	}
+	// Every module linked into the shipped binaries is listed at its version.
+	cmd := exec.Command("go", "list", "-deps", "-f", "{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}}{{end}}{{end}}",
+		"./cmd", "./cmd/fetch")
+	cmd.Dir = envtestutil.RepoRoot()
+	out, err := cmd.Output()
+	g.Expect(err).NotTo(HaveOccurred())
+	linked := 0
+	for line := range strings.Lines(string(out)) {
+		if path, version, ok := strings.Cut(strings.TrimSpace(line), " "); ok {
+			linked++
+			g.Expect(have).To(HaveKeyWithValue(path, version), "the SBOM lists %s %s, linked into the binaries", path, version)
+		}
+	}
+	g.Expect(linked).To(BeNumerically(">", 10))
 }
 
 // A release for another registry points every rendering there; one platform keeps the test short.

@@ -71,6 +71,9 @@ app.kubernetes.io/name: {{ include "taskdownload-operator.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 helm.sh/chart: {{ .Chart.Name }}-{{ .Chart.Version | replace "+" "_" }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -159,7 +162,40 @@ metrics-reader and a token Secret for it, because no existing Secret is named.
 */}}
 {{- define "taskdownload-operator.createsScraper" -}}
 {{- with .Values.prometheus.serviceMonitor }}
-{{- if and .enabled $.Values.metrics.enabled $.Values.metrics.secure (not .bearerTokenSecret.name) }}true{{ end }}
+{{- if and (or .enabled $.Values.prometheus.podMonitor.enabled) $.Values.metrics.enabled $.Values.metrics.secure (not .bearerTokenSecret.name) }}true{{ end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The manager's image: repository:tag (the tag defaults to appVersion), or repository@digest as given.
+global.imageRegistry, set by an umbrella chart or for an air-gapped mirror, replaces the repository's
+registry part: ghcr.io/pixxel-space/taskdownload-operator becomes <imageRegistry>/pixxel-space/taskdownload-operator.
+*/}}
+{{- define "taskdownload-operator.image" -}}
+{{- $repo := .Values.manager.image.repository }}
+{{- with (.Values.global | default dict).imageRegistry }}
+{{- $parts := splitList "/" $repo }}
+{{- $first := first $parts }}
+{{- if and (gt (len $parts) 1) (or (contains "." $first) (contains ":" $first) (eq "localhost" $first)) }}
+{{- $parts = rest $parts }}
+{{- end }}
+{{- $repo = printf "%s/%s" (trimSuffix "/" .) (join "/" $parts) }}
+{{- end }}
+{{- if contains "@" $repo }}
+{{- $repo }}
+{{- else }}
+{{- printf "%s:%s" $repo (.Values.manager.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+Image pull secrets of the manager pod: global.imagePullSecrets (an umbrella chart's) then manager.imagePullSecrets.
+*/}}
+{{- define "taskdownload-operator.imagePullSecrets" -}}
+{{- $secrets := concat ((.Values.global | default dict).imagePullSecrets | default list) .Values.manager.imagePullSecrets }}
+{{- with $secrets }}
+imagePullSecrets:
+{{- toYaml (uniq .) | nindent 2 }}
 {{- end }}
 {{- end }}
 

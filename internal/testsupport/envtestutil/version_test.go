@@ -25,3 +25,26 @@ func TestK8sVersionAgreesWithTheMakefileAndTheREADME(t *testing.T) {
 		}
 	}
 }
+
+// The oldest version make test-oldest runs on is the one the chart's kubeVersion and the README claim.
+func TestOldestVersionIsTheClaimedOne(t *testing.T) {
+	read := func(file string) []byte {
+		data, err := os.ReadFile(filepath.Join(RepoRoot(), file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return data
+	}
+	oldest := regexp.MustCompile(`(?m)^OLDEST_K8S_VERSION \?= (1\.(\d+)\.\d+)$`).FindSubmatch(read("Makefile"))
+	if oldest == nil {
+		t.Fatal("Makefile: no OLDEST_K8S_VERSION")
+	}
+	claimed := regexp.MustCompile(`(?m)^kubeVersion: ">=1\.(\d+)\.0-0"$`).FindSubmatch(read("dist/chart/Chart.yaml"))
+	if claimed == nil || string(claimed[1]) != string(oldest[2]) {
+		t.Errorf("dist/chart/Chart.yaml kubeVersion claims 1.%s; make test-oldest runs %s", claimed, oldest[1])
+	}
+	row := regexp.MustCompile("(?m)^\\| ([0-9.]+), the oldest supported \\| `make test-oldest`").FindSubmatch(read("README.md"))
+	if row == nil || string(row[1]) != string(oldest[1]) {
+		t.Errorf("README.md names %q as the oldest tested; make test-oldest runs %s", row, oldest[1])
+	}
+}
