@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,6 +27,7 @@ type injectionFlags struct {
 	webhookConfig     string
 	service           string
 	extraDNSNames     string
+	env               []corev1.EnvVar
 }
 
 func bindInjectionFlags(fs *flag.FlagSet) *injectionFlags {
@@ -54,6 +54,13 @@ func bindInjectionFlags(fs *flag.FlagSet) *injectionFlags {
 		"MutatingWebhookConfiguration whose caBundle the certificate rotation keeps current.")
 	fs.StringVar(&f.service, "injection-service", injection.DefaultService,
 		"Service in front of the webhook, in the manager's namespace: the serving certificate's name.")
+	fs.Func("injection-env", "NAME=VALUE added to the environment of every injected fetch init container, "+
+		"such as HTTPS_PROXY or NO_PROXY (repeatable). Anyone who can read the pods sees it: no credentials.",
+		func(s string) error {
+			e, err := injection.ParseEnv(s)
+			f.env = append(f.env, e)
+			return err
+		})
 	fs.StringVar(&f.extraDNSNames, "injection-cert-extra-dns-names", "", "Comma-separated extra DNS names of the "+
 		"serving certificate, for a webhook configuration that calls a URL rather than the Service.")
 	return f
@@ -75,7 +82,7 @@ func (f *injectionFlags) options(namespace string, tlsOpts []func(*tls.Config)) 
 	o := &injection.SetupOptions{
 		Config: injection.Config{
 			Image: f.image, ImagePullPolicy: corev1.PullPolicy(f.pullPolicy), SizeLimit: size, Resources: resources,
-			Env: injection.ProxyEnv(os.Environ()),
+			Env: f.env,
 		},
 		Port: f.port, CertDir: f.certDir, TLSOpts: tlsOpts, OwnNamespace: namespace,
 	}

@@ -104,7 +104,7 @@ func TestChartInjection(t *testing.T) {
 		"--set", "injection.certManager.enabled=true")
 	args, secret = checkInjectionWiring(g, t, cm, releaseNamespace, nil)
 	g.Expect(args).To(ContainElement("--injection-cert-rotation=false"))
-	cert := find(cm, "Certificate", nil)
+	cert := find(cm, "Certificate", func(o *unstructured.Unstructured) bool { return o.GetName() == secret })
 	g.Expect(cert).NotTo(BeNil())
 	g.Expect(cert.Object["spec"]).To(HaveKeyWithValue("secretName", secret))
 	g.Expect(cert.Object["spec"]).To(HaveKeyWithValue("dnsNames", ContainElement(
@@ -112,6 +112,30 @@ func TestChartInjection(t *testing.T) {
 	g.Expect(find(cm, "MutatingWebhookConfiguration", nil).GetAnnotations()).To(HaveKeyWithValue(
 		"cert-manager.io/inject-ca-from", releaseNamespace+"/"+cert.GetName()))
 	g.Expect(grantsWebhookConfigurations(cm)).To(BeFalse(), "cert-manager's CA injector patches the caBundle")
+	// The serving certificate comes from a CA of the release's own, not straight from a self-signed
+	// issuer: the caBundle must not change when the serving certificate is renewed.
+	issuerName, _, _ := unstructured.NestedString(cert.Object, "spec", "issuerRef", "name")
+	issuer := find(cm, "Issuer", func(o *unstructured.Unstructured) bool { return o.GetName() == issuerName })
+	g.Expect(issuer).NotTo(BeNil())
+	caSecret, _, _ := unstructured.NestedString(issuer.Object, "spec", "ca", "secretName")
+	ca := find(cm, "Certificate", func(o *unstructured.Unstructured) bool { return o.GetName() != cert.GetName() })
+	g.Expect(ca).NotTo(BeNil())
+	g.Expect(ca.Object["spec"]).To(And(HaveKeyWithValue("isCA", true), HaveKeyWithValue("secretName", caSecret)))
+
+	// With a NetworkPolicy, the API server may still reach the webhook port.
+	np := helmTemplate(t, "--set", "operator.schedulingGates=true", "--set", "injection.enabled=true",
+		"--set", "networkPolicy.enabled=true")
+	policy := find(np, "NetworkPolicy", named("allow-webhook-traffic"))
+	g.Expect(policy).NotTo(BeNil())
+	ingress, _, _ := unstructured.NestedSlice(policy.Object, "spec", "ingress")
+	g.Expect(ingress).To(ConsistOf(HaveKeyWithValue("ports", ConsistOf(HaveKeyWithValue("port", BeNumerically("==", 9443))))))
+	g.Expect(ingress[0]).NotTo(HaveKey("from"), "from anywhere: the API server's address varies")
+
+	// Only the watched namespaces' pods reach the webhook.
+	ns := helmTemplate(t, append(namespacedArgs, "--set", "operator.schedulingGates=true", "--set", "injection.enabled=true")...)
+	hooks, _, _ := unstructured.NestedSlice(find(ns, "MutatingWebhookConfiguration", nil).Object, "webhooks")
+	g.Expect(hooks[0].(map[string]any)["namespaceSelector"]).To(HaveKeyWithValue("matchExpressions", ContainElement(
+		map[string]any{"key": "kubernetes.io/metadata.name", "operator": "In", "values": []any{"team-a", "team-b"}})))
 
 	_, stderr, err := run(t, "helm", templateArgs("td", "--set", "injection.enabled=true")...)
 	g.Expect(err).To(HaveOccurred())

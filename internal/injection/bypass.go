@@ -4,6 +4,7 @@ import (
 	"context"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
@@ -24,8 +25,11 @@ const ReasonInjectionBypassed = "InjectionBypassed"
 // scheduling gate controller caches (those not yet bound to a node, which every new pod is), so it costs
 // no watch of its own.
 type BypassReporter struct {
-	Client   client.Reader
-	Recorder events.EventRecorder
+	Client client.Reader
+	// APIReader reads a pod the cache no longer holds: a bypassed pod has no gate, so the scheduler
+	// may bind it (and the cache drop it) before it is reconciled.
+	APIReader client.Reader
+	Recorder  events.EventRecorder
 }
 
 // SetupWithManager registers the reporter; the manager's pod cache must keep the label LabelInject and
@@ -33,6 +37,9 @@ type BypassReporter struct {
 func (r *BypassReporter) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Client == nil {
 		r.Client = mgr.GetClient()
+	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		Named("injectionbypass").
@@ -53,7 +60,11 @@ func bypassed(o client.Object) bool {
 // Reconcile reports one pod.
 func (r *BypassReporter) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	pod := &corev1.Pod{}
-	if err := r.Client.Get(ctx, req.NamespacedName, pod); err != nil {
+	err := r.Client.Get(ctx, req.NamespacedName, pod)
+	if apierrors.IsNotFound(err) {
+		err = r.APIReader.Get(ctx, req.NamespacedName, pod)
+	}
+	if err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if !bypassed(pod) {

@@ -32,12 +32,16 @@ func TestChartValuesAreTheDefaults(t *testing.T) {
 	g.Expect(equality.Semantic.DeepEqual(chart, def)).To(BeTrue(), "chart %v, default %v", chart, def)
 }
 
-func TestProxyEnv(t *testing.T) {
+func TestParseEnv(t *testing.T) {
 	g := NewWithT(t)
-	env := ProxyEnv([]string{"HOME=/", "HTTPS_PROXY=http://proxy:3128", "no_proxy=.svc", "GOGC=50"})
-	g.Expect(env).To(HaveLen(2))
-	g.Expect(env[0].Name).To(Equal("HTTPS_PROXY"))
-	g.Expect(env[1].Value).To(Equal(".svc"))
+	e, err := ParseEnv("NO_PROXY=.svc,10.0.0.0/8")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(e.Name).To(Equal("NO_PROXY"))
+	g.Expect(e.Value).To(Equal(".svc,10.0.0.0/8"))
+	_, err = ParseEnv("HTTPS_PROXY")
+	g.Expect(err).To(MatchError(ContainSubstring("want NAME=VALUE")))
+	_, err = ParseEnv("1X=y")
+	g.Expect(err).To(HaveOccurred())
 }
 
 func must[T any](v T, err error) T {

@@ -15,7 +15,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/validation"
-	"k8s.io/utils/ptr"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
@@ -53,18 +52,16 @@ func ParseResources(s string) (corev1.ResourceRequirements, error) {
 	return r, nil
 }
 
-// ProxyEnv returns the proxy settings of environ (the manager's environment), which the injected fetch
-// containers get too: storage is usually reached the way the platform API is.
-func ProxyEnv(environ []string) []corev1.EnvVar {
-	var env []corev1.EnvVar
-	for _, kv := range environ {
-		name, value, _ := strings.Cut(kv, "=")
-		switch strings.ToUpper(name) {
-		case "HTTPS_PROXY", "HTTP_PROXY", "NO_PROXY":
-			env = append(env, corev1.EnvVar{Name: name, Value: value})
-		}
+// ParseEnv reads one --injection-env value, NAME=VALUE.
+func ParseEnv(s string) (corev1.EnvVar, error) {
+	name, value, ok := strings.Cut(s, "=")
+	if !ok || name == "" {
+		return corev1.EnvVar{}, fmt.Errorf("%q: want NAME=VALUE, such as HTTPS_PROXY=http://proxy:3128", s)
 	}
-	return env
+	if errs := validation.IsEnvVarName(name); len(errs) > 0 {
+		return corev1.EnvVar{}, fmt.Errorf("%q: %s", name, strings.Join(errs, "; "))
+	}
+	return corev1.EnvVar{Name: name, Value: value}, nil
 }
 
 // Config is what the operator's flags (and the chart's values) decide for every injected pod.
@@ -77,7 +74,8 @@ type Config struct {
 	Resources corev1.ResourceRequirements
 	// SizeLimit of each download's emptyDir, unless the pod's AnnotationSizeLimit says otherwise.
 	SizeLimit resource.Quantity
-	// Env is added to each fetch init container, for example HTTPS_PROXY and NO_PROXY.
+	// Env is added to each fetch init container, for example HTTPS_PROXY and NO_PROXY
+	// (--injection-env). Pods' readers can read it: no credentials.
 	Env []corev1.EnvVar
 }
 
@@ -290,8 +288,8 @@ func injectOne(pod *corev1.Pod, s Source, cfg Config, o options) error {
 	return nil
 }
 
-// maxBytes is fetch's --max-bytes for an emptyDir of sizeLimit: fetch keeps the archive while it
-// extracts it, so the two must fit together.
+// maxBytes is fetch's --max-bytes for an emptyDir of sizeLimit: a zip archive stays on the volume while
+// it is extracted, so the two must fit together (tar streams, but the format is only known on arrival).
 func maxBytes(sizeLimit resource.Quantity) int64 { return sizeLimit.Value() / 2 }
 
 // targetVolume mounts the TaskDownload's ConfigMap or Secret. The gate holds the pod until the
@@ -306,12 +304,12 @@ func targetVolume(t downloadsv1alpha1.Target) corev1.VolumeSource {
 }
 
 // fetchSecurityContext is the manager's own: non-root, read-only root, no privilege escalation, no
-// capabilities, the runtime's seccomp profile. The restricted Pod Security Standard admits it.
+// capabilities, the runtime's seccomp profile. The restricted Pod Security Standard admits it. No user
+// is set: the image's is numeric (65532), and a platform that assigns user IDs per namespace (OpenShift)
+// or the pod's own runAsUser decides instead.
 func fetchSecurityContext() *corev1.SecurityContext {
 	return &corev1.SecurityContext{
 		RunAsNonRoot:             new(true),
-		RunAsUser:                ptr.To[int64](65532),
-		RunAsGroup:               ptr.To[int64](65532),
 		AllowPrivilegeEscalation: new(false),
 		ReadOnlyRootFilesystem:   new(true),
 		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},

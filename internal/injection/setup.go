@@ -40,6 +40,8 @@ type SetupOptions struct {
 	OwnNamespace string
 	// Host is the address the webhook server listens on; empty means all.
 	Host string
+	// Namespaces are the operator's (--watch-namespaces); empty means all.
+	Namespaces []string
 }
 
 // Rotation names the objects the certificate rotation keeps up to date.
@@ -66,7 +68,7 @@ func Setup(mgr ctrl.Manager, o SetupOptions) error {
 		APIReader: mgr.GetAPIReader(),
 		Decoder:   admission.NewDecoder(mgr.GetScheme()),
 		Recorder:  o.Recorder,
-		Config:    o.Config, OwnNamespace: o.OwnNamespace,
+		Config:    o.Config, OwnNamespace: o.OwnNamespace, Namespaces: o.Namespaces,
 	}})
 	certsReady := make(chan struct{})
 	if o.Rotation == nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -33,6 +34,7 @@ const (
 	outcomeInjected = "injected"
 	outcomeRefused  = "refused"
 	outcomeSkipped  = "skipped"
+	outcomeError    = "error"
 )
 
 // Webhook is the mutating admission webhook for pods: see the package comment.
@@ -51,6 +53,9 @@ type Webhook struct {
 	// OwnNamespace is the operator's namespace, whose pods are never mutated, whatever the webhook
 	// configuration's namespaceSelector says.
 	OwnNamespace string
+	// Namespaces are the operator's (--watch-namespaces); empty means all. A pod elsewhere is refused:
+	// its gate would never be removed.
+	Namespaces []string
 }
 
 var _ admission.Handler = &Webhook{}
@@ -59,6 +64,8 @@ var _ admission.Handler = &Webhook{}
 func (w *Webhook) Handle(ctx context.Context, req admission.Request) admission.Response {
 	resp := w.handle(ctx, req)
 	switch {
+	case resp.Result != nil && resp.Result.Code >= http.StatusInternalServerError:
+		metrics.InjectionAdmissions.WithLabelValues(outcomeError).Inc()
 	case !resp.Allowed:
 		metrics.InjectionAdmissions.WithLabelValues(outcomeRefused).Inc()
 	case len(resp.Patches) > 0:
@@ -81,11 +88,22 @@ func (w *Webhook) handle(ctx context.Context, req admission.Request) admission.R
 	if err := w.Decoder.Decode(req, pod); err != nil {
 		return admission.Errored(http.StatusBadRequest, err)
 	}
+	// The patch is the difference between the pod as this webhook's types read it and the same pod
+	// mutated, so that fields of a newer API server that those types do not know are never removed.
+	original, err := json.Marshal(pod)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
 	if pod.Labels[downloadsv1alpha1.LabelInject] != "true" {
 		return admission.Allowed("not labelled " + downloadsv1alpha1.LabelInject + "=true")
 	}
 	// A pod being created has no namespace of its own when the request's URL gives it.
 	namespace := req.Namespace
+	if len(w.Namespaces) > 0 && !slices.Contains(w.Namespaces, namespace) {
+		return admission.Denied(fmt.Sprintf("namespace %q is not one the operator watches (--watch-namespaces), so "+
+			"no TaskDownload here can release the pod: remove the label %s=true, or add the namespace to the "+
+			"operator's namespaces", namespace, downloadsv1alpha1.LabelInject))
+	}
 	names, err := Names(pod)
 	if err != nil {
 		return admission.Denied(err.Error())
@@ -98,7 +116,7 @@ func (w *Webhook) handle(ctx context.Context, req admission.Request) admission.R
 				return admission.Allowed("the TaskDownloads were injected before")
 			}
 			logf.FromContext(ctx).V(1).Info("Injected", "namespace", namespace, "taskDownloads", added)
-			return patchResponse(req, pod)
+			return patchResponse(original, pod)
 		}
 	}
 	if refusal, ok := errors.AsType[*Refusal](err); ok {
@@ -166,10 +184,10 @@ func podName(pod *corev1.Pod, req admission.Request) string {
 	return "<unnamed>"
 }
 
-func patchResponse(req admission.Request, pod *corev1.Pod) admission.Response {
+func patchResponse(original []byte, pod *corev1.Pod) admission.Response {
 	raw, err := json.Marshal(pod)
 	if err != nil {
 		return admission.Errored(http.StatusInternalServerError, err)
 	}
-	return admission.PatchResponseFromRaw(req.Object.Raw, raw)
+	return admission.PatchResponseFromRaw(original, raw)
 }

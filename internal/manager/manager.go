@@ -241,7 +241,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if o.Injection != nil {
 		io := *o.Injection
-		io.Recorder = rec
+		io.Recorder, io.Namespaces = rec, o.WatchNamespaces
 		if err := injection.Setup(mgr, io); err != nil {
 			return nil, fmt.Errorf("setting up the injecting webhook: %w", err)
 		}

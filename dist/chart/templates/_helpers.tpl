@@ -219,4 +219,7 @@ The manager's flags of the injecting webhook (injection.enabled).
 {{- if .Values.injection.certManager.enabled }}
 - --injection-cert-rotation=false
 {{- end }}
+{{- range .Values.injection.env }}
+- --injection-env={{ .name }}={{ .value }}
+{{- end }}
 {{- end }}
