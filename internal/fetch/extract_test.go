@@ -30,8 +30,8 @@ func TestExtractsZipAndTarGz(t *testing.T) {
 	}, map[string]string{"scene/band2.tif": "B2"}))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(os.ReadFile(filepath.Join(o.Dest, "top", "band2.tif"))).To(Equal([]byte("B2")))
-	g.Expect(tree(t, o.Dest)).To(ConsistOf("scene/", "scene/band2.tif", "scene/all -> .", "top -> scene/all/../scene/all"),
-		"only the extracted tree is left")
+	g.Expect(tree(t, o.Dest)).To(ConsistOf("scene/", "scene/band2.tif", "scene/all -> .", "top -> scene/all/../scene/all",
+		".taskdownload.json"), "only the extracted tree and fetch's record are left")
 }
 
 // Each case is an archive that must be refused with exit code 5, leaving nothing in the destination.

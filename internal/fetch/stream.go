@@ -1,0 +1,160 @@
+package fetch
+
+import (
+	"errors"
+	"io"
+	"os"
+	"sync"
+)
+
+// streamSink extracts a tar or tar.gz while it downloads: the bytes go through a bounded queue to an
+// extractor goroutine writing into a staging directory, so that the network and the disk work at the
+// same time and nothing of the archive itself is kept.
+type streamSink struct {
+	o       Options
+	staging string
+	pipe    *chunkPipe
+	done    chan error
+	err     error
+	ended   bool
+}
+
+func newStreamSink(o Options, format string) (*streamSink, error) {
+	staging, err := newStaging(o)
+	if err != nil {
+		return nil, err
+	}
+	s := &streamSink{o: o, staging: staging, pipe: newChunkPipe(), done: make(chan error, 1)}
+	go func() {
+		err := unpackStream(o, s.pipe, format, staging)
+		if err == nil {
+			err = errExtractionEnded
+		}
+		s.pipe.closeRead(err)
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// errExtractionEnded is what a write gets after the extractor read its stream to the end: nothing
+// should come after it.
+var errExtractionEnded = errors.New("the archive ended before the download")
+
+// Write hands p to the extractor; when the extractor has stopped (an entry was refused, the archive is
+// corrupt) it returns the extractor's error.
+func (s *streamSink) Write(p []byte) (int, error) { return s.pipe.Write(p) }
+
+// wait ends the stream (nil: the download is complete) and returns the extractor's result.
+func (s *streamSink) wait(cause error) error {
+	if !s.ended {
+		s.ended = true
+		s.pipe.closeWrite(cause)
+		s.err = <-s.done
+		if errors.Is(s.err, errExtractionEnded) {
+			s.err = nil
+		}
+	}
+	return s.err
+}
+
+// finish waits for the extractor to take the end of the stream, then places the tree.
+func (s *streamSink) finish() error {
+	if err := s.wait(nil); err != nil {
+		_ = os.RemoveAll(s.staging)
+		return err
+	}
+	return place(s.o, s.staging)
+}
+
+// abort stops the extractor and removes what it wrote.
+func (s *streamSink) abort() {
+	_ = s.wait(errAborted)
+	_ = os.RemoveAll(s.staging)
+}
+
+var errAborted = errors.New("the download was abandoned")
+
+// chunkQueue is how many chunks of chunkSize the download may get ahead of the extractor.
+const (
+	chunkSize  = 256 << 10
+	chunkQueue = 16
+)
+
+// chunkPipe is an io.Pipe with a queue: the writer copies into chunks and goes on while the reader is
+// busy, up to chunkQueue chunks ahead.
+type chunkPipe struct {
+	ch   chan []byte
+	free chan []byte
+	cur  []byte
+	last []byte
+
+	werr error // set before ch is closed
+
+	readDone chan struct{}
+	once     sync.Once
+	rerr     error // set before readDone is closed
+}
+
+func newChunkPipe() *chunkPipe {
+	return &chunkPipe{
+		ch: make(chan []byte, chunkQueue), free: make(chan []byte, chunkQueue+2), readDone: make(chan struct{}),
+	}
+}
+
+func (p *chunkPipe) Write(b []byte) (int, error) {
+	written := 0
+	for len(b) > 0 {
+		var buf []byte
+		select {
+		case buf = <-p.free:
+		default:
+			buf = make([]byte, chunkSize)
+		}
+		n := copy(buf[:cap(buf)], b)
+		select {
+		case p.ch <- buf[:n]:
+		case <-p.readDone:
+			return written, p.rerr
+		}
+		written += n
+		b = b[n:]
+	}
+	return written, nil
+}
+
+// closeWrite ends the stream: the reader gets io.EOF when err is nil, else err.
+func (p *chunkPipe) closeWrite(err error) {
+	p.werr = err
+	close(p.ch)
+}
+
+func (p *chunkPipe) Read(b []byte) (int, error) {
+	if len(p.cur) == 0 {
+		if p.last != nil {
+			select {
+			case p.free <- p.last[:cap(p.last)]:
+			default:
+			}
+			p.last = nil
+		}
+		buf, ok := <-p.ch
+		if !ok {
+			if p.werr != nil {
+				return 0, p.werr
+			}
+			return 0, io.EOF
+		}
+		p.cur, p.last = buf, buf
+	}
+	n := copy(b, p.cur)
+	p.cur = p.cur[n:]
+	return n, nil
+}
+
+// closeRead stops the writer, whose writes then return err.
+func (p *chunkPipe) closeRead(err error) {
+	p.once.Do(func() {
+		p.rerr = err
+		close(p.readDone)
+	})
+}
