@@ -1,6 +1,7 @@
 package fetch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,8 @@ type extractor struct {
 	// for the final check.
 	links     map[string]string
 	linkOrder []string
+	// linkSteps is how many path elements the last checkLinks walked.
+	linkSteps int
 	// dirRoot is the last directory a file was written in, opened as a Root: archives list a
 	// directory's files together, and every operation through x.root walks each element of the path.
 	dirRoot     *os.Root
@@ -273,6 +276,7 @@ func (x *extractor) symlink(name, target string) error {
 // which keeps the check linear in the archive's size however deep and numerous the links are.
 func (x *extractor) checkLinks() error {
 	r := linkResolver{links: x.links, memo: map[string]resolvedLink{}, active: map[string]bool{}}
+	defer func() { x.linkSteps = r.steps }()
 	for _, p := range x.linkOrder {
 		inside, err := r.resolveLink(p, 0)
 		if err != nil {
@@ -295,6 +299,8 @@ type linkResolver struct {
 	memo map[string]resolvedLink
 	// active holds the links being resolved, to refuse cycles.
 	active map[string]bool
+	// steps counts the path elements walked.
+	steps int
 }
 
 type resolvedLink struct {
@@ -331,34 +337,36 @@ func (r *linkResolver) follow(p string, depth int) (string, bool, error) {
 	return res.path, res.inside, nil
 }
 
-// walk resolves rel from the canonical directory cur ("" is the root).
+// walk resolves rel from the canonical directory cur ("" is the root). The path is built in one
+// buffer: a map lookup of string(buf) allocates nothing, and only links cost a string.
 func (r *linkResolver) walk(cur, rel string, depth int) (string, bool, error) {
+	buf := append(make([]byte, 0, len(cur)+len(rel)+1), cur...)
 	for e := range strings.SplitSeq(rel, "/") {
+		r.steps++
 		switch e {
 		case "", ".":
 			continue
 		case "..":
-			if cur == "" {
+			if len(buf) == 0 {
 				return "", false, nil
 			}
-			cur = parentDir(cur)
+			buf = buf[:max(bytes.LastIndexByte(buf, '/'), 0)]
 			continue
 		}
-		next := e
-		if cur != "" {
-			next = cur + "/" + e
+		if len(buf) > 0 {
+			buf = append(buf, '/')
 		}
-		if _, isLink := r.links[next]; !isLink {
-			cur = next
+		buf = append(buf, e...)
+		if _, isLink := r.links[string(buf)]; !isLink {
 			continue
 		}
-		to, inside, err := r.follow(next, depth)
+		to, inside, err := r.follow(string(buf), depth)
 		if err != nil || !inside {
 			return "", false, err
 		}
-		cur = to
+		buf = append(buf[:0], to...)
 	}
-	return cur, true, nil
+	return string(buf), true, nil
 }
 
 // parentDir is p's directory, "" for the root.
