@@ -190,7 +190,7 @@ func (t *transfer) attempt(parent context.Context, rawURL string) error {
 		return refused("the package is %s, more than --max-bytes (%s)", humanBytes(float64(t.total)),
 			humanBytes(float64(t.o.MaxBytes)))
 	}
-	return t.receive(ctx, body)
+	return t.receive(ctx, body, idle)
 }
 
 // request builds the next request: a Range with If-Range when resuming, a conditional one
@@ -270,8 +270,9 @@ func (t *transfer) begin(ctx context.Context, resp *http.Response, body *bufio.R
 	return nil
 }
 
-// receive passes the body on, hashing it, and ends the attempt when no byte arrives for IdleTimeout.
-func (t *transfer) receive(ctx context.Context, body io.Reader) error {
+// receive passes the body on, hashing it. idle ends the attempt when no byte arrives for IdleTimeout;
+// it is paused while the disk takes the bytes, which is no fault of the storage's.
+func (t *transfer) receive(ctx context.Context, body io.Reader, idle *time.Timer) error {
 	if t.file != nil {
 		if _, err := t.file.Seek(t.have, io.SeekStart); err != nil {
 			return &Error{ExitFailed, err}
@@ -284,16 +285,28 @@ func (t *transfer) receive(ctx context.Context, body io.Reader) error {
 	defer prog.stop()
 	out := t.writer()
 	in := io.LimitReader(body, t.o.MaxBytes-t.have+1)
-	buf := make([]byte, chunkSize)
+	var buf []byte
 	var copyErr, writeErr error
 	for {
+		if t.stream != nil {
+			buf = t.stream.buffer() // read straight into the extractor's queue
+		} else if buf == nil {
+			buf = make([]byte, chunkSize)
+		}
 		n, err := in.Read(buf)
 		if n > 0 {
 			if t.sum != nil {
 				_, _ = t.sum.Write(buf[:n])
 				t.summed += int64(n)
 			}
-			if _, writeErr = out.Write(buf[:n]); writeErr != nil {
+			idle.Stop()
+			if t.stream != nil {
+				_, writeErr = t.stream.send(buf[:n])
+			} else {
+				_, writeErr = out.Write(buf[:n])
+			}
+			idle.Reset(t.o.IdleTimeout)
+			if writeErr != nil {
 				break
 			}
 			t.have += int64(n)

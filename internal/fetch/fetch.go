@@ -115,6 +115,7 @@ func savedName(o Options, rawURL string) (string, error) {
 // resumed instead (see newTransfer).
 func removeLeftovers(o Options) {
 	stagings, _ := filepath.Glob(filepath.Join(o.Dest, stagingPattern))
+	_ = os.Remove(filepath.Join(o.Dest, recordTemp))
 	for _, p := range stagings {
 		if err := os.RemoveAll(p); err == nil {
 			o.Log.Info("Removed what an interrupted run left behind", "path", p)

@@ -16,6 +16,9 @@ import (
 // (If-None-Match) and, if so, does nothing.
 const recordName = ".taskdownload.json"
 
+// recordTemp is the record while it is written.
+const recordTemp = ".fetch-record.tmp"
+
 // Record is the content of <dest>/.taskdownload.json.
 type Record struct {
 	// URL is the package's URL without its query (the signature) or userinfo.
@@ -70,7 +73,7 @@ func writeRecord(o Options, r Record) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(o.Dest, ".fetch-record.tmp")
+	tmp := filepath.Join(o.Dest, recordTemp)
 	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
 		return err
 	}

@@ -41,8 +41,10 @@ func newStreamSink(o Options, format string) (*streamSink, error) {
 var errExtractionEnded = errors.New("the archive ended before the download")
 
 // Write hands p to the extractor; when the extractor has stopped (an entry was refused, the archive is
-// corrupt) it returns the extractor's error.
+// corrupt) it returns the extractor's error. buffer and send do the same without a copy.
 func (s *streamSink) Write(p []byte) (int, error) { return s.pipe.Write(p) }
+func (s *streamSink) buffer() []byte              { return s.pipe.buffer() }
+func (s *streamSink) send(b []byte) (int, error)  { return s.pipe.send(b) }
 
 // wait ends the stream (nil: the download is complete) and returns the extractor's result.
 func (s *streamSink) wait(cause error) error {
@@ -104,22 +106,35 @@ func newChunkPipe() *chunkPipe {
 func (p *chunkPipe) Write(b []byte) (int, error) {
 	written := 0
 	for len(b) > 0 {
-		var buf []byte
-		select {
-		case buf = <-p.free:
-		default:
-			buf = make([]byte, chunkSize)
-		}
-		n := copy(buf[:cap(buf)], b)
-		select {
-		case p.ch <- buf[:n]:
-		case <-p.readDone:
-			return written, p.rerr
+		buf := p.buffer()
+		n := copy(buf, b)
+		if _, err := p.send(buf[:n]); err != nil {
+			return written, err
 		}
 		written += n
 		b = b[n:]
 	}
 	return written, nil
+}
+
+// buffer returns an empty chunk for send: a reader can fill it and hand it over without a copy.
+func (p *chunkPipe) buffer() []byte {
+	select {
+	case buf := <-p.free:
+		return buf
+	default:
+		return make([]byte, chunkSize)
+	}
+}
+
+// send hands buf (from buffer) to the reader, which owns it from then on.
+func (p *chunkPipe) send(buf []byte) (int, error) {
+	select {
+	case p.ch <- buf:
+		return len(buf), nil
+	case <-p.readDone:
+		return 0, p.rerr
+	}
 }
 
 // closeWrite ends the stream: the reader gets io.EOF when err is nil, else err.
@@ -128,27 +143,51 @@ func (p *chunkPipe) closeWrite(err error) {
 	close(p.ch)
 }
 
+// Read fills b from the chunks at hand, waiting only when it has nothing: the extractor then writes
+// files in large pieces whatever sizes the network's reads had.
 func (p *chunkPipe) Read(b []byte) (int, error) {
-	if len(p.cur) == 0 {
-		if p.last != nil {
-			select {
-			case p.free <- p.last[:cap(p.last)]:
-			default:
+	n := 0
+	for n < len(b) {
+		if len(p.cur) == 0 {
+			p.recycle()
+			var buf []byte
+			var ok bool
+			if n == 0 {
+				buf, ok = <-p.ch
+			} else {
+				select {
+				case buf, ok = <-p.ch:
+				default:
+					return n, nil
+				}
 			}
-			p.last = nil
-		}
-		buf, ok := <-p.ch
-		if !ok {
-			if p.werr != nil {
-				return 0, p.werr
+			if !ok {
+				if n > 0 {
+					return n, nil
+				}
+				if p.werr != nil {
+					return 0, p.werr
+				}
+				return 0, io.EOF
 			}
-			return 0, io.EOF
+			p.cur, p.last = buf, buf
 		}
-		p.cur, p.last = buf, buf
+		c := copy(b[n:], p.cur)
+		p.cur = p.cur[c:]
+		n += c
 	}
-	n := copy(b, p.cur)
-	p.cur = p.cur[n:]
 	return n, nil
+}
+
+// recycle gives the chunk just read back to the writer.
+func (p *chunkPipe) recycle() {
+	if p.last != nil {
+		select {
+		case p.free <- p.last[:cap(p.last)]:
+		default:
+		}
+		p.last = nil
+	}
 }
 
 // closeRead stops the writer, whose writes then return err.

@@ -8,8 +8,10 @@ import (
 	"crypto/md5" //nolint:gosec // the digest storages send
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
+	"hash/crc32"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -182,6 +184,7 @@ func TestDigestIsVerified(t *testing.T) {
 	archive := tarGz(t, []tar.Header{regular("scene/band.tif")}, map[string]string{"scene/band.tif": "B1"})
 	md5Sum := md5.Sum(archive) //nolint:gosec // as storages do
 	sha := sha256.Sum256(archive)
+	crc := binary.BigEndian.AppendUint32(nil, crc32.Checksum(archive, crc32.MakeTable(crc32.Castagnoli)))
 	b64 := base64.StdEncoding.EncodeToString
 	wrong := b64(make([]byte, 16))
 	for _, tc := range []struct {
@@ -190,8 +193,11 @@ func TestDigestIsVerified(t *testing.T) {
 		etag    string
 		want    string // the record's digest; "" for a mismatch
 	}{
-		{"GCS x-goog-hash", http.Header{"X-Goog-Hash": {"crc32c=AAAAAA==,md5=" + b64(md5Sum[:])}}, `"v1"`,
+		{"GCS x-goog-hash: the CRC-32C of the two is checked", http.Header{"X-Goog-Hash": {
+			"crc32c=" + b64(crc[:]) + ",md5=" + b64(md5Sum[:])}}, `"v1"`, "crc32c:" + hex.EncodeToString(crc[:])},
+		{"GCS x-goog-hash md5 only", http.Header{"X-Goog-Hash": {"md5=" + b64(md5Sum[:])}}, `"v1"`,
 			"md5:" + hex.EncodeToString(md5Sum[:])},
+		{"wrong crc32c", http.Header{"X-Goog-Hash": {"crc32c=AAAAAA==,md5=" + b64(md5Sum[:])}}, `"v1"`, ""},
 		{"S3 checksum", http.Header{"X-Amz-Checksum-Sha256": {b64(sha[:])}}, `"v1"`, "sha256:" + hex.EncodeToString(sha[:])},
 		{"Content-MD5", http.Header{"Content-Md5": {b64(md5Sum[:])}}, `"v1"`, "md5:" + hex.EncodeToString(md5Sum[:])},
 		{"ETag that is a plain MD5", nil, `"` + hex.EncodeToString(md5Sum[:]) + `"`, "md5:" + hex.EncodeToString(md5Sum[:])},
