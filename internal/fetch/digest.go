@@ -32,12 +32,14 @@ func (d digest) String() string { return d.Algorithm + ":" + d.Hex }
 var digestAlgorithms = []struct {
 	name string
 	new  func() hash.Hash
+	// costly hashes are slow enough to deserve a goroutine of their own (see hashingSender).
+	costly bool
 }{
-	{"crc32c", func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }},
-	{"crc32", func() hash.Hash { return crc32.NewIEEE() }},
-	{"sha256", sha256.New},
-	{"sha1", sha1.New},
-	{"md5", md5.New},
+	{"crc32c", func() hash.Hash { return crc32.New(crc32.MakeTable(crc32.Castagnoli)) }, false},
+	{"crc32", func() hash.Hash { return crc32.NewIEEE() }, false},
+	{"sha256", sha256.New, true},
+	{"sha1", sha1.New, true},
+	{"md5", md5.New, true},
 }
 
 var plainMD5ETag = regexp.MustCompile(`^"?([0-9a-fA-F]{32})"?$`)
@@ -113,4 +115,14 @@ type digestMismatchError struct {
 func (e *digestMismatchError) Error() string {
 	return fmt.Sprintf("the package's %s is %s, but the storage sent %s: the download is corrupt",
 		e.want.Algorithm, e.got, e.want.Hex)
+}
+
+// costlyDigest reports whether hashing with algo is slow enough to deserve a goroutine of its own.
+func costlyDigest(algo string) bool {
+	for _, a := range digestAlgorithms {
+		if a.name == algo {
+			return a.costly
+		}
+	}
+	return false
 }

@@ -287,6 +287,10 @@ func (t *transfer) receive(ctx context.Context, body io.Reader, idle *time.Timer
 	in := io.LimitReader(body, t.o.MaxBytes-t.have+1)
 	var buf []byte
 	var copyErr, writeErr error
+	var hasher *hashingSender
+	if t.stream != nil && t.sum != nil && costlyDigest(t.want.Algorithm) {
+		hasher = startHashing(t.sum, t.stream)
+	}
 	for {
 		if t.stream != nil {
 			buf = t.stream.buffer() // read straight into the extractor's queue
@@ -296,11 +300,15 @@ func (t *transfer) receive(ctx context.Context, body io.Reader, idle *time.Timer
 		n, err := in.Read(buf)
 		if n > 0 {
 			if t.sum != nil {
-				_, _ = t.sum.Write(buf[:n])
+				if hasher == nil {
+					_, _ = t.sum.Write(buf[:n])
+				}
 				t.summed += int64(n)
 			}
 			idle.Stop()
-			if t.stream != nil {
+			if hasher != nil {
+				writeErr = hasher.send(buf[:n])
+			} else if t.stream != nil {
 				_, writeErr = t.stream.send(buf[:n])
 			} else {
 				_, writeErr = out.Write(buf[:n])
@@ -317,6 +325,11 @@ func (t *transfer) receive(ctx context.Context, body io.Reader, idle *time.Timer
 				copyErr = err
 			}
 			break
+		}
+	}
+	if hasher != nil {
+		if err := hasher.close(); err != nil && writeErr == nil {
+			writeErr = err
 		}
 	}
 	prog.finish(t.have)

@@ -317,3 +317,34 @@ func gunzip(t *testing.T, b []byte) []byte {
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return out.Bytes()
 }
+
+// An MD5 (hashed on a goroutine of its own while the stream is extracted) covers the bytes of both
+// responses when the stream resumes in the middle, and a wrong one is caught the same way.
+func TestStreamedMD5IsVerifiedAcrossAResume(t *testing.T) {
+	archive := bigTarGz(t, []string{"band.tif"}, map[string]string{"band.tif": string(randomBytes(1 << 20))})
+	sum := md5.Sum(archive) //nolint:gosec // as storages do
+	for _, tc := range []struct {
+		name, etag string
+		ok         bool
+	}{
+		{"right", hex.EncodeToString(sum[:]), true},
+		{"wrong", "0123456789abcdef0123456789abcdef", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			s := newStorage(t, archive)
+			s.etag = `"` + tc.etag + `"`
+			s.dropAfter = 300_000
+			o, _ := serveURL(t, s.url("good"))
+			err := fetch.Run(context.Background(), o)
+			g.Expect(s.log()).To(HaveLen(2), "resumed once")
+			if !tc.ok {
+				g.Expect(fetch.ExitCode(err)).To(Equal(fetch.ExitDownloadFailed), "%v", err)
+				g.Expect(tree(t, o.Dest)).To(BeEmpty())
+				return
+			}
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(readRecord(t, o.Dest).Digest).To(Equal("md5:" + tc.etag))
+		})
+	}
+}
