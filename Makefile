@@ -54,12 +54,18 @@ demo: envtest-assets ## Run the operator end to end locally (control plane, fake
 
 N ?= 1000
 RUNS ?= 1
+FETCH_RUNS ?= 3
 PROFILE ?= bench
 KEY_LIMIT ?= 0
 BENCH_ARGS ?=
 .PHONY: bench
 bench: envtest-assets ## Benchmark N TaskDownloads (1000) on envtest; RUNS=3 (medians), PROFILE=defaults, KEY_LIMIT=20 (calls/s); writes bench-result.json.
 	go run ./hack/bench -n $(N) -runs $(RUNS) -profile $(PROFILE) -key-limit $(KEY_LIMIT) $(BENCH_ARGS)
+
+.PHONY: bench-fetch
+bench-fetch: ## fetch against curl | tar and curl + unzip on a local server (1 GiB package, 100,000-file variant), FETCH_RUNS=3; writes bench-fetch.json.
+	go build -o bin/fetch ./cmd/fetch
+	go run ./hack/benchfetch -fetch bin/fetch -cache bin/bench-fetch-cache -runs $(FETCH_RUNS) $(BENCH_FETCH_ARGS)
 
 .PHONY: bench-latency
 bench-latency: envtest-assets ## How late a pending package is noticed: tasks ready 1 s, 6 s, 30 s after the first call; writes bench-latency.json.
@@ -79,9 +85,9 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 # Packages whose tests need no API server, no process of the manager and no built artefact: pure tables
 # and httptest fakes. The envtest suites (internal/controllertest, internal/*test, and the envtest tests
 # in internal/metrics, internal/recorder, internal/schedulinggate) run only under make test.
-UNIT_PKGS ?= ./cmd/... ./hack/bench ./internal/budget ./internal/controller ./internal/fetch ./internal/injection ./internal/manager \
-	./internal/pixxel ./internal/signedurl ./internal/tlsroots ./internal/testsupport/envtestutil ./internal/testsupport/fakepixxel \
-	./internal/testsupport/teardown
+UNIT_PKGS ?= ./cmd/... ./hack/bench ./hack/benchfetch ./internal/budget ./internal/controller ./internal/fetch ./internal/injection \
+	./internal/manager ./internal/pixxel ./internal/signedurl ./internal/tlsroots ./internal/testsupport/envtestutil \
+	./internal/testsupport/fakepixxel ./internal/testsupport/teardown
 
 .PHONY: test-unit
 test-unit: ## Run the pure tests only (no API server, no image): the inner loop, in seconds.

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -72,11 +73,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		"Longest wait for the storage's response headers once the request is sent.")
 	flags.DurationVar(&o.IdleTimeout, "idle-timeout", o.IdleTimeout,
 		"Longest wait for the next byte of the body; the attempt then ends and is retried from where it stopped.")
+	flags.DurationVar(&o.Timeout, "timeout", o.Timeout,
+		"Longest run, waits and retries included; a download still going then ends with exit code 4.")
 	flags.DurationVar(&o.ProgressInterval, "progress-interval", o.ProgressInterval,
 		"How often to log size, percent, rate and ETA.")
+	logFormat := flags.String("log-format", "text", "Log lines as text (key=value) or json.")
 	flags.Var(bytesFlag{&o.MaxBytes}, "max-bytes",
-		"Largest download, and largest extracted size, accepted, as a `quantity` (50Gi, 500M). Extraction needs\n"+
-			"room for both the archive and its contents: size the volume (emptyDir sizeLimit) at twice this.")
+		"Largest download, and largest extracted size, accepted, as a `quantity` (50Gi, 500M). A tar or tar.gz\n"+
+			"is extracted while it downloads and needs its extracted size on the volume; a zip is downloaded,\n"+
+			"then extracted, and needs both: size the volume (emptyDir sizeLimit) at this, or twice it for zips.")
 	flags.IntVar(&o.MaxEntries, "max-entries", o.MaxEntries,
 		"Most entries (files, directories, links) an archive may hold.")
 	flags.Var(modeFlag{&o.FileMode}, "file-mode", "Permissions of the files written, in `octal`.")
@@ -117,6 +122,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o.RootCAs = roots
 	if o.URLFile == "" && o.URLEnv == "" {
 		o.URLEnv = defaultURLEnv
+	}
+	switch *logFormat {
+	case "text":
+		o.Log = slog.New(slog.NewTextHandler(stderr, nil))
+	case "json":
+		o.Log = slog.New(slog.NewJSONHandler(stderr, nil))
+	default:
+		_, _ = fmt.Fprintf(stderr, "fetch: --log-format must be text or json, not %q\n", *logFormat)
+		return fetch.ExitUsage
 	}
 	err = fetch.Run(ctx, o)
 	if err != nil {

@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/rand"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -102,6 +105,15 @@ func TestExitCodes(t *testing.T) {
 			_, _ = w.Write(safe)
 		case "/unsafe.tar.gz":
 			_, _ = w.Write(unsafe)
+		case "/.fetch-download.partial", "/.fetch-download.json":
+			_, _ = w.Write([]byte("plain data, not an archive"))
+		case "/drip.tar.gz": // a byte every 100ms: never idle long enough for --idle-timeout
+			w.Header().Set("Content-Length", "1048576")
+			for i := 0; r.Context().Err() == nil; i++ {
+				_, _ = w.Write(safe[i%len(safe) : i%len(safe)+1])
+				w.(http.Flusher).Flush()
+				time.Sleep(100 * time.Millisecond)
+			}
 		default:
 			http.NotFound(w, r)
 		}
@@ -144,6 +156,22 @@ func TestExitCodes(t *testing.T) {
 		{"package refused", nil, func(t *testing.T, dest string) []string {
 			return []string{"--url-file", urlFile(t, "/unsafe.tar.gz"), "--dest", dest}
 		}, fetch.ExitRefused, `"x" is a symbolic link that resolves outside the destination`},
+		{"reserved --output-name", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/safe.tar.gz"), "--dest", dest, "--extract=none",
+				"--output-name=.fetch-download.partial"}
+		}, fetch.ExitUsage, "a name fetch keeps for its own files"},
+		{"URL named like fetch's state", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/.fetch-download.json"), "--dest", dest, "--extract=none"}
+		}, fetch.ExitUsage, "set --output-name"},
+		{"URL named like fetch's partial file, found to be no archive", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/.fetch-download.partial"), "--dest", dest}
+		}, fetch.ExitUsage, "set --output-name"},
+		{"a drip just under --idle-timeout", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file", urlFile(t, "/drip.tar.gz"), "--dest", dest, "--timeout=1s", "--idle-timeout=1m"}
+		}, fetch.ExitDownloadFailed, "did not finish within --timeout"},
+		{"bad --log-format", nil, func(t *testing.T, dest string) []string {
+			return []string{"--url-file=f", "--dest", dest, "--log-format=xml"}
+		}, fetch.ExitUsage, "--log-format must be text or json"},
 		{"over --max-bytes", nil, func(t *testing.T, dest string) []string {
 			return []string{"--url-file", urlFile(t, "/safe.tar.gz"), "--dest", dest, "--max-bytes=10"}
 		}, fetch.ExitRefused, "--max-bytes"},
@@ -157,6 +185,10 @@ func TestExitCodes(t *testing.T) {
 			g.Expect(stderr).To(ContainSubstring(tc.stderr))
 			g.Expect(stderr).NotTo(ContainSubstring("SECRET"))
 			g.Expect(time.Since(start)).To(BeNumerically("<", time.Minute), "no wait beyond what the flags allow")
+			if code != fetch.ExitOK {
+				entries, _ := os.ReadDir(dest)
+				g.Expect(entries).To(BeEmpty(), "nothing saved or left behind")
+			}
 			if code == fetch.ExitOK {
 				info, err := os.Stat(filepath.Join(dest, "scene", "band1.tif"))
 				g.Expect(err).NotTo(HaveOccurred())
@@ -177,6 +209,8 @@ func TestHelpAndVersion(t *testing.T) {
 	g.Expect(stdout).To(ContainSubstring("(default 50Gi)"))
 	g.Expect(stdout).To(ContainSubstring("-idle-timeout duration"))
 	g.Expect(stdout).To(ContainSubstring("(default 0644)"))
+	g.Expect(stdout).To(ContainSubstring("-timeout duration\n    \tLongest run, waits and retries included; " +
+		"a download still going then ends with exit code 4. (default 6h0m0s)"))
 
 	code, stdout, _ = runBinary(t, nil, "--version")
 	g.Expect(code).To(Equal(0))
@@ -221,9 +255,10 @@ func TestREADMEDocumentsTheExitCodes(t *testing.T) {
 	g.Expect(strings.Contains(string(readme), "--max-entries")).To(BeTrue())
 }
 
-// The sample Jobs must be able to hold what their fetch accepts: the archive and its extracted tree are
-// on the volume together, so its sizeLimit is at least twice --max-bytes, or the kubelet evicts the pod
-// where fetch would have refused the package with a clear exit code.
+// The sample Jobs must be able to hold what their fetch accepts: a tar or tar.gz is extracted while it
+// downloads, so the volume holds the extracted tree only, and its sizeLimit is at least --max-bytes with
+// 5% to spare (directories, the record), or the kubelet evicts the pod where fetch would have refused
+// the package with a clear exit code.
 func TestSampleVolumesHoldWhatFetchAccepts(t *testing.T) {
 	files, err := filepath.Glob("../../config/samples/*.yaml")
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
@@ -251,7 +286,8 @@ func TestSampleVolumesHoldWhatFetchAccepts(t *testing.T) {
 						}
 					}
 					g.Expect(limit).NotTo(BeNil(), "the emptyDir has a sizeLimit")
-					g.Expect(limit.Value()).To(BeNumerically(">=", 2*maxBytes))
+					g.Expect(limit.Value()).To(BeNumerically(">=", maxBytes+maxBytes/20))
+					g.Expect(limit.Value()).To(BeNumerically("<", 2*maxBytes), "the volume is no longer twice the package")
 				})
 				checked++
 			}
@@ -284,4 +320,45 @@ func sampleJobs(t *testing.T, file string) []batchv1.Job {
 			jobs = append(jobs, obj)
 		}
 	}
+}
+
+// With --log-format=json every line is a JSON object, progress included (bytes, percent, rate, ETA as
+// fields), for log pipelines that parse them.
+func TestJSONLogs(t *testing.T) {
+	g := NewWithT(t)
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	band := make([]byte, 16<<10)
+	_, _ = rand.Read(band)
+	g.Expect(tw.WriteHeader(&tar.Header{Name: "band.tif", Typeflag: tar.TypeReg, Size: int64(len(band)), Mode: 0o644})).
+		To(Succeed())
+	_, _ = tw.Write(band)
+	g.Expect(tw.Close()).To(Succeed())
+	archive := buf.Bytes()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", strconv.Itoa(len(archive)))
+		for i := 0; i < len(archive); i += 1 << 10 {
+			_, _ = w.Write(archive[i:min(i+1<<10, len(archive))])
+			w.(http.Flusher).Flush()
+			time.Sleep(20 * time.Millisecond)
+		}
+	}))
+	defer srv.Close()
+	f := filepath.Join(t.TempDir(), "SIGNED_URL")
+	g.Expect(os.WriteFile(f, []byte(srv.URL+"/p.tar\n"), 0o600)).To(Succeed())
+	code, _, stderr := runBinary(t, nil, "--url-file", f, "--dest", filepath.Join(t.TempDir(), "data"),
+		"--log-format=json", "--progress-interval=50ms")
+	g.Expect(code).To(Equal(0), "%s", stderr)
+	progress := 0
+	for line := range strings.Lines(stderr) {
+		var entry map[string]any
+		g.Expect(json.Unmarshal([]byte(line), &entry)).To(Succeed(), "%s", line)
+		if entry["msg"] == "Downloading" {
+			g.Expect(entry).To(HaveKey("downloaded"))
+			g.Expect(entry).To(HaveKey("percent"))
+			g.Expect(entry).To(HaveKey("rate"))
+			progress++
+		}
+	}
+	g.Expect(progress).To(BeNumerically(">=", 2), "%s", stderr)
 }

@@ -39,7 +39,7 @@ func TestResumesAfterDroppedConnection(t *testing.T) {
 	g.Expect(reqs[1]).To(Equal(request{"bytes=300000-", `"v1"`, "good"}),
 		"the second request resumes where the first stopped, only if the object is still the same")
 	g.Expect(logs.String()).NotTo(ContainSubstring("X-Amz-Signature"), "no signature in logs")
-	g.Expect(os.ReadDir(o.Dest)).To(HaveLen(1), "no temporary files left behind")
+	g.Expect(tree(t, o.Dest)).To(ConsistOf("task.bin", ".taskdownload.json"), "no temporary files left behind")
 }
 
 // A download interrupted at 409,600 bytes and resumed through a refreshed URL that now serves a
@@ -161,12 +161,12 @@ func TestRefusedURLWithoutANewOneExits4(t *testing.T) {
 	g.Expect(fetch.ExitCode(err)).To(Equal(fetch.ExitDownloadFailed))
 }
 
-// A server that sends headers and 10 bytes and then nothing must not hang fetch: each attempt ends
-// after --idle-timeout, resumes from byte 10, and after the retries fetch exits 4.
+// A server that sends headers and 600 bytes and then nothing must not hang fetch: each attempt ends
+// after --idle-timeout, resumes from byte 600, and after the retries fetch exits 4.
 func TestStalledTransferFailsAfterRetries(t *testing.T) {
 	g := NewWithT(t)
-	s := newStorage(t, randomBytes(1000))
-	s.stallAfter = 10
+	s := newStorage(t, randomBytes(5000))
+	s.stallAfter = 600 // past the first 512 bytes, which tell the format
 	o, logs := serveURL(t, s.url("good"))
 	o.IdleTimeout = 500 * time.Millisecond // long enough for a loaded machine to read the 10 bytes
 	o.Retries = 2
@@ -180,7 +180,7 @@ func TestStalledTransferFailsAfterRetries(t *testing.T) {
 	g.Expect(err.Error()).To(ContainSubstring("stalled"))
 	reqs := s.log()
 	g.Expect(reqs).To(HaveLen(3))
-	g.Expect(reqs[1].rng).To(Equal("bytes=10-"), "a stalled attempt is retried from where it stopped")
+	g.Expect(reqs[1].rng).To(Equal("bytes=600-"), "a stalled attempt is retried from where it stopped")
 	g.Expect(logs.String()).To(ContainSubstring("Retrying download"))
 }
 
@@ -363,7 +363,7 @@ func TestLeftoversOfAKilledRunAreRemoved(t *testing.T) {
 	g.Expect(os.WriteFile(filepath.Join(o.Dest, ".fetch-download.partial"), randomBytes(3), 0o600)).To(Succeed())
 	g.Expect(os.WriteFile(filepath.Join(o.Dest, "keep.txt"), nil, 0o600)).To(Succeed())
 	g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
-	g.Expect(tree(t, o.Dest)).To(ConsistOf("keep.txt", "task.bin"))
+	g.Expect(tree(t, o.Dest)).To(ConsistOf("keep.txt", "task.bin", ".taskdownload.json"))
 	g.Expect(os.ReadFile(filepath.Join(o.Dest, "task.bin"))).To(Equal([]byte("data")))
 	g.Expect(s.log()[0].rng).To(BeEmpty())
 }
@@ -392,7 +392,7 @@ func TestResumesTheDownloadOfAPreviousRun(t *testing.T) {
 				want = repackaged
 			}
 			g.Expect(fetch.Run(context.Background(), o)).To(Succeed())
-			g.Expect(tree(t, o.Dest)).To(ConsistOf("task.bin"))
+			g.Expect(tree(t, o.Dest)).To(ConsistOf("task.bin", ".taskdownload.json"))
 			got, err := os.ReadFile(filepath.Join(o.Dest, "task.bin"))
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(bytes.Equal(got, want)).To(BeTrue(), "exactly one object")

@@ -13,7 +13,7 @@ const (
 	ExitFailed         = 1 // anything not listed below: disk full, unreadable archive, a bug
 	ExitUsage          = 2 // invalid flags or option values
 	ExitNoURL          = 3 // no URL appeared within --wait-timeout (or --url-env is empty)
-	ExitDownloadFailed = 4 // the download failed after the retries, stalled, or was refused with no new URL
+	ExitDownloadFailed = 4 // failed after the retries, stalled, timed out, corrupt, or refused with no new URL
 	ExitRefused        = 5 // the package is unsafe or over --max-bytes / --max-entries
 )
 
@@ -23,8 +23,8 @@ const ExitCodes = `Exit codes:
   1  anything else (disk full, unreadable archive, ...)
   2  usage: invalid flags or values
   3  no URL appeared within --wait-timeout, or the --url-env variable is empty
-  4  the download failed after --retries attempts (errors, stalls), or the storage refused the URL (403)
-     and no new URL appeared
+  4  the download failed after --retries attempts (errors, stalls), did not finish within --timeout,
+     did not match the storage's digest, or the storage refused the URL (403) and no new URL appeared
   5  the package was refused: an entry outside the destination, a link that resolves outside it, a
      hard link or device, more than --max-entries entries, or more than --max-bytes`
 

@@ -20,42 +20,39 @@ import (
 // killed run are removed by the next one.
 const stagingPattern = ".fetch-extract-*"
 
-// archiveKind decides how to unpack the download: as asked, or by its first bytes when auto.
-func archiveKind(o Options, f *os.File) (string, error) {
+// detectFormat decides how to unpack a package: as asked, or by its first bytes when auto.
+func detectFormat(o Options, head []byte) string {
 	if o.Extract != FormatAuto {
-		return o.Extract, nil
+		return o.Extract
 	}
-	head := make([]byte, 512)
-	n, err := f.ReadAt(head, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return "", err
-	}
-	head = head[:n]
 	switch {
 	case bytes.HasPrefix(head, []byte("PK\x03\x04")), bytes.HasPrefix(head, []byte("PK\x05\x06")):
-		return FormatZip, nil
+		return FormatZip
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}):
-		return FormatTarGz, nil
+		return FormatTarGz
 	case len(head) >= 262 && string(head[257:262]) == "ustar":
-		return FormatTar, nil
+		return FormatTar
 	default:
-		return FormatNone, nil
+		return FormatNone
 	}
 }
 
-// extractInto unpacks the archive into a staging directory inside Dest (Dest is usually a volume's
-// mount point, which cannot itself be replaced by a rename), checks every link of the finished tree,
-// and only then renames each top-level entry into place. A refused or broken archive leaves Dest as
-// it was.
-func extractInto(o Options, f *os.File, kind string) error {
-	staging, err := os.MkdirTemp(o.Dest, stagingPattern)
-	if err != nil {
-		return err
-	}
+// detectLength is how many first bytes detectFormat looks at.
+const detectLength = 512
+
+// streams reports whether a format is extracted while it downloads.
+func streams(format string) bool { return format == FormatTar || format == FormatTarGz }
+
+// newStaging makes the directory an archive is extracted into, inside Dest (Dest is usually a volume's
+// mount point, which cannot itself be replaced by a rename).
+func newStaging(o Options) (string, error) {
+	return os.MkdirTemp(o.Dest, stagingPattern)
+}
+
+// place renames each top-level entry of the finished staging directory into Dest, and removes it.
+// Until then a refused or broken archive leaves Dest as it was.
+func place(o Options, staging string) error {
 	defer func() { _ = os.RemoveAll(staging) }()
-	if err := unpack(o, f, kind, staging); err != nil {
-		return err
-	}
 	entries, err := os.ReadDir(staging)
 	if err != nil {
 		return err
@@ -72,8 +69,38 @@ func extractInto(o Options, f *os.File, kind string) error {
 	return nil
 }
 
+// extractFile unpacks the downloaded archive in f (a zip: its directory is at its end) into a staging
+// directory, and places the result.
+func extractFile(o Options, f *os.File, format string) error {
+	staging, err := newStaging(o)
+	if err != nil {
+		return err
+	}
+	if err := unpack(o, f, format, staging); err != nil {
+		_ = os.RemoveAll(staging)
+		return err
+	}
+	return place(o, staging)
+}
+
 // unpack extracts the archive in f into dir.
-func unpack(o Options, f *os.File, kind, dir string) error {
+func unpack(o Options, f *os.File, format, dir string) error {
+	if format == FormatZip {
+		return withExtractor(o, dir, func(x *extractor) error { return x.zipArchive(f) })
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return err
+	}
+	return unpackStream(o, f, format, dir)
+}
+
+// unpackStream extracts a tar or tar.gz read from r into dir, and reads r to its end.
+func unpackStream(o Options, r io.Reader, format, dir string) error {
+	return withExtractor(o, dir, func(x *extractor) error { return x.tarStream(r, format) })
+}
+
+// withExtractor runs fill with an extractor confined to dir, then checks the links of the finished tree.
+func withExtractor(o Options, dir string, fill func(*extractor) error) error {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return err
@@ -81,54 +108,104 @@ func unpack(o Options, f *os.File, kind, dir string) error {
 	defer func() { _ = root.Close() }()
 	x := newExtractor(o, root)
 	defer x.close()
+	if err := fill(x); err != nil {
+		return err
+	}
+	return x.checkLinks()
+}
 
-	switch kind {
-	case FormatZip:
-		info, err := f.Stat()
-		if err != nil {
+// zipArchive extracts a zip. Its entries are counted from the central directory's own records before
+// archive/zip reads it, which allocates for every entry.
+func (x *extractor) zipArchive(f *os.File) error {
+	info, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := checkZipEntries(f, info.Size(), x.o.MaxEntries); err != nil {
+		return err
+	}
+	zr, err := zip.NewReader(f, info.Size())
+	if err != nil {
+		return fmt.Errorf("reading zip archive: %w", err)
+	}
+	if len(zr.File) > x.o.MaxEntries {
+		return x.tooManyEntries()
+	}
+	for _, zf := range zr.File {
+		if err := x.zipEntry(zf); err != nil {
 			return err
 		}
-		zr, err := zip.NewReader(f, info.Size())
-		if err != nil {
-			return fmt.Errorf("reading zip archive: %w", err)
-		}
-		if len(zr.File) > o.MaxEntries {
-			return refused("the archive has %d entries, more than --max-entries (%d)", len(zr.File), o.MaxEntries)
-		}
-		for _, zf := range zr.File {
-			if err := x.zipEntry(zf); err != nil {
-				return err
-			}
-		}
-	case FormatTar, FormatTarGz:
-		if _, err := f.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		var r io.Reader = bufio.NewReader(f)
-		if kind == FormatTarGz {
-			gz, err := gzip.NewReader(r)
-			if err != nil {
-				return fmt.Errorf("reading gzip stream: %w", err)
-			}
-			defer func() { _ = gz.Close() }()
-			r = gz
-		}
+	}
+	return nil
+}
+
+// maxTrailer bounds what a tar.gz may expand to after the end of its tar stream: tar pads its last
+// record with at most 10 KiB of zeros; more is a decompression bomb.
+const maxTrailer = 1 << 20
+
+// tarStream extracts a tar, or a gzip-compressed one, and reads r to its end, so that the whole
+// download passes through the digest and gzip's own checksum is verified.
+func (x *extractor) tarStream(r io.Reader, format string) error {
+	if format != FormatTarGz {
 		if err := x.tarEntries(tar.NewReader(r)); err != nil {
 			return err
 		}
-	default:
-		return fmt.Errorf("unknown archive format %q", kind)
+		_, err := io.Copy(io.Discard, r) // the download's own --max-bytes bounds this
+		return err
 	}
-	// Each link was checked when it was created, against the links extracted before it; a link
-	// extracted later can change where an earlier one leads, so the finished tree is checked again.
-	return x.checkLinks()
+	gz, err := gzip.NewReader(bufio.NewReaderSize(r, 64<<10))
+	if err != nil {
+		return fmt.Errorf("reading gzip stream: %w", err)
+	}
+	defer func() { _ = gz.Close() }()
+	// Entries' headers are small; everything else is file data, bounded by --max-bytes.
+	limit := x.o.MaxBytes + int64(x.o.MaxEntries)*(8<<10) + maxTrailer
+	expanded := &limitedExpansion{r: gz, left: limit}
+	if err := x.tarEntries(tar.NewReader(expanded)); err != nil {
+		if expanded.left < 0 {
+			return x.bomb()
+		}
+		return err
+	}
+	n, err := io.Copy(io.Discard, io.LimitReader(gz, maxTrailer+1))
+	if err != nil {
+		return fmt.Errorf("reading gzip stream: %w", err)
+	}
+	if n > maxTrailer {
+		return x.bomb()
+	}
+	return nil
 }
+
+func (x *extractor) bomb() error {
+	return refused("the archive expands to more than its entries hold (a decompression bomb)")
+}
+
+// limitedExpansion ends a decompressed stream that outgrows what its entries can account for.
+type limitedExpansion struct {
+	r    io.Reader
+	left int64
+}
+
+func (l *limitedExpansion) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n, errBomb
+	}
+	return n, err
+}
+
+var errBomb = errors.New("decompression bomb")
 
 func (x *extractor) tarEntries(tr *tar.Reader) error {
 	for {
 		h, err := tr.Next()
 		if errors.Is(err, io.EOF) {
 			return nil
+		}
+		if errors.Is(err, errBomb) {
+			return x.bomb()
 		}
 		if err != nil {
 			return fmt.Errorf("reading tar archive: %w", err)

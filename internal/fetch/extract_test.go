@@ -2,9 +2,13 @@ package fetch_test
 
 import (
 	"archive/tar"
+	"bytes"
+	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,8 +34,8 @@ func TestExtractsZipAndTarGz(t *testing.T) {
 	}, map[string]string{"scene/band2.tif": "B2"}))
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(os.ReadFile(filepath.Join(o.Dest, "top", "band2.tif"))).To(Equal([]byte("B2")))
-	g.Expect(tree(t, o.Dest)).To(ConsistOf("scene/", "scene/band2.tif", "scene/all -> .", "top -> scene/all/../scene/all"),
-		"only the extracted tree is left")
+	g.Expect(tree(t, o.Dest)).To(ConsistOf("scene/", "scene/band2.tif", "scene/all -> .", "top -> scene/all/../scene/all",
+		".taskdownload.json"), "only the extracted tree and fetch's record are left")
 }
 
 // Each case is an archive that must be refused with exit code 5, leaving nothing in the destination.
@@ -185,4 +189,75 @@ func TestModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The case measured in issue 19: 100 links 63 levels deep, each climbing to the root and down again
+// (3 KiB of tar.gz). Each link is resolved once, from the extractor's own record of the tree.
+func TestDeepLinksAreExtracted(t *testing.T) {
+	g := NewWithT(t)
+	dir := strings.Repeat("d/", fetch.MaxPathDepth-1)
+	up := strings.Repeat("../", fetch.MaxPathDepth-1)
+	entries := make([]tar.Header, 0, 101)
+	entries = append(entries, regular(dir+"band.tif"))
+	for i := range 100 {
+		entries = append(entries, symlink(fmt.Sprintf("%sl%d", dir, i), up+dir+"band.tif"))
+	}
+	o, err := fetchArchive(t, tarGz(t, entries, map[string]string{dir + "band.tif": "B1"}))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(os.ReadFile(filepath.Join(o.Dest, dir, "l99"))).To(Equal([]byte("B1")))
+}
+
+// A zip's entries are counted before archive/zip reads its central directory: 400,000 entries are
+// refused (exit 5) with a few MiB allocated, not the 250 MiB archive/zip allocates for them.
+func TestZipWithTooManyEntriesIsRefusedBeforeItsDirectoryIsRead(t *testing.T) {
+	g := NewWithT(t)
+	archive := emptyEntriesZip(400_000)
+	s := newStorage(t, archive)
+	o, _ := serveURL(t, s.url("good"))
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := fetch.Run(context.Background(), o)
+	runtime.ReadMemStats(&after)
+	g.Expect(err).To(MatchError(ContainSubstring("more than --max-entries (100000)")))
+	g.Expect(fetch.ExitCode(err)).To(Equal(fetch.ExitRefused))
+	g.Expect(after.TotalAlloc-before.TotalAlloc).To(BeNumerically("<", 20<<20), "bytes allocated")
+	g.Expect(tree(t, o.Dest)).To(BeEmpty())
+
+	// The same check lets a zip of --max-entries entries through.
+	_, err = fetchArchive(t, emptyEntriesZip(1000), func(o *fetch.Options) { o.MaxEntries = 1000 })
+	g.Expect(err).NotTo(HaveOccurred())
+}
+
+// emptyEntriesZip writes a zip of n empty stored files by hand: archive/zip's writer would keep
+// n headers in memory and take seconds.
+func emptyEntriesZip(n int) []byte {
+	var local, dir bytes.Buffer
+	le := binary.LittleEndian
+	for i := range n {
+		name := fmt.Sprintf("f%07d", i)
+		offset := local.Len()
+		h := make([]byte, 30)
+		le.PutUint32(h, 0x04034b50)
+		le.PutUint16(h[4:], 10)
+		le.PutUint16(h[26:], uint16(len(name)))
+		local.Write(h)
+		local.WriteString(name)
+		d := make([]byte, 46)
+		le.PutUint32(d, 0x02014b50)
+		le.PutUint16(d[4:], 0x031e) // made by unix
+		le.PutUint16(d[6:], 10)
+		le.PutUint16(d[28:], uint16(len(name)))
+		le.PutUint32(d[38:], 0o100644<<16)
+		le.PutUint32(d[42:], uint32(offset))
+		dir.Write(d)
+		dir.WriteString(name)
+	}
+	end := make([]byte, 22)
+	le.PutUint32(end, 0x06054b50)
+	le.PutUint16(end[8:], uint16(min(n, 0xffff)))
+	le.PutUint16(end[10:], uint16(min(n, 0xffff)))
+	le.PutUint32(end[12:], uint32(dir.Len()))
+	le.PutUint32(end[16:], uint32(local.Len()))
+	return append(append(local.Bytes(), dir.Bytes()...), end...)
 }

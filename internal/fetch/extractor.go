@@ -1,13 +1,13 @@
 package fetch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"slices"
 	"strings"
 	"unicode"
 )
@@ -26,24 +26,36 @@ type extractor struct {
 	written int64
 	// dirs holds the directories created so far; fetch never removes one, so a hit needs no Lstat.
 	dirs map[string]bool
-	// links holds every symbolic link created, for the final check.
-	links []string
+	// links maps every symbolic link created to its target, and linkOrder lists them as extracted,
+	// for the final check.
+	links     map[string]string
+	linkOrder []string
+	// linkSteps is how many path elements the last checkLinks walked.
+	linkSteps int
 	// dirRoot is the last directory a file was written in, opened as a Root: archives list a
 	// directory's files together, and every operation through x.root walks each element of the path.
 	dirRoot     *os.Root
 	dirRootPath string
+	buf         []byte
 }
 
+// copyBuffer is the size of the writes of extracted files: few system calls, little memory.
+const copyBuffer = 1 << 20
+
 func newExtractor(o Options, root *os.Root) *extractor {
-	return &extractor{o: o, root: root, dirs: map[string]bool{}}
+	return &extractor{o: o, root: root, dirs: map[string]bool{}, links: map[string]string{}}
 }
 
 func (x *extractor) count() error {
 	x.entries++
 	if x.entries > x.o.MaxEntries {
-		return refused("the archive has more than --max-entries (%d) entries", x.o.MaxEntries)
+		return x.tooManyEntries()
 	}
 	return nil
+}
+
+func (x *extractor) tooManyEntries() error {
+	return refused("the archive has more than --max-entries (%d) entries", x.o.MaxEntries)
 }
 
 // entryPath checks an entry's name and returns it as a clean relative path and its elements.
@@ -70,8 +82,9 @@ func (x *extractor) entryPath(name string) (string, []string, error) {
 		}
 		elems = append(elems, e)
 	}
-	if len(elems) > 0 && strings.HasPrefix(elems[0], ".fetch-") {
-		return "", nil, refused("archive entry %q uses a name fetch keeps for its own files (.fetch-*)", cleanName(name))
+	if len(elems) > 0 && reservedName(elems[0]) {
+		return "", nil, refused("archive entry %q uses a name fetch keeps for its own files (%s, .fetch-*)",
+			cleanName(name), recordName)
 	}
 	if len(elems) > MaxPathDepth {
 		return "", nil, refused("archive entry %q is more than %d levels deep", cleanName(name), MaxPathDepth)
@@ -173,7 +186,11 @@ func (x *extractor) file(name string, size int64, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("extracting %q: %w", cleanName(name), err)
 	}
-	n, err := io.Copy(out, io.LimitReader(r, x.o.MaxBytes-x.written+1))
+	if x.buf == nil {
+		x.buf = make([]byte, copyBuffer)
+	}
+	// Through a plain Writer: *os.File's ReadFrom would copy 32 KiB at a time.
+	n, err := io.CopyBuffer(struct{ io.Writer }{out}, io.LimitReader(r, x.o.MaxBytes-x.written+1), x.buf)
 	x.written += n
 	if err == nil {
 		err = out.Chmod(x.o.FileMode) // the mode of OpenFile is reduced by the umask
@@ -232,8 +249,13 @@ func (x *extractor) symlink(name, target string) error {
 	if err := x.mkdirs(name, elems[:len(elems)-1]); err != nil {
 		return err
 	}
-	if err := x.checkLink(p, target); err != nil {
-		return err
+	// The cheap checks refuse most hostile links at once; what other links make of this one is known
+	// only when the tree is complete (checkLinks).
+	if path.IsAbs(target) {
+		return refused("archive entry %q is a symbolic link to an absolute path", cleanName(p))
+	}
+	if j := path.Join(path.Dir(p), target); j == ".." || strings.HasPrefix(j, "../") {
+		return refused("archive entry %q is a symbolic link that resolves outside the destination", cleanName(p))
 	}
 	if err := x.root.Symlink(target, p); err != nil {
 		if errors.Is(err, fs.ErrExist) {
@@ -241,79 +263,118 @@ func (x *extractor) symlink(name, target string) error {
 		}
 		return fmt.Errorf("extracting %q: %w", cleanName(name), err)
 	}
-	x.links = append(x.links, p)
+	x.links[p] = target
+	x.linkOrder = append(x.linkOrder, p)
 	return nil
 }
 
-// checkLink refuses a link at p (a clean relative path) whose target leaves the root.
-func (x *extractor) checkLink(p, target string) error {
-	if path.IsAbs(target) {
-		return refused("archive entry %q is a symbolic link to an absolute path", cleanName(p))
-	}
-	elems := append(strings.Split(path.Dir(p), "/"), strings.Split(target, "/")...)
-	inside, err := x.resolvesInside(elems)
-	if err != nil {
-		return err
-	}
-	if !inside {
-		return refused("archive entry %q is a symbolic link that resolves outside the destination", cleanName(p))
-	}
-	return nil
-}
-
-// checkLinks checks every link of the finished tree again.
+// checkLinks refuses the finished tree if any of its links resolves outside it. A link extracted
+// later can change where an earlier one leads, so this runs once all entries are in place.
+//
+// The extractor made every entry of the staging directory itself, so the links it recorded are all
+// the links there are: resolution needs no system call, and each link is resolved once (memoised),
+// which keeps the check linear in the archive's size however deep and numerous the links are.
 func (x *extractor) checkLinks() error {
-	for _, p := range x.links {
-		target, err := x.root.Readlink(p)
+	r := linkResolver{links: x.links, memo: map[string]resolvedLink{}, active: map[string]bool{}}
+	defer func() { x.linkSteps = r.steps }()
+	for _, p := range x.linkOrder {
+		inside, err := r.resolveLink(p, 0)
 		if err != nil {
 			return err
 		}
-		if err := x.checkLink(p, target); err != nil {
-			return err
+		if !inside {
+			return refused("archive entry %q is a symbolic link that resolves outside the destination", cleanName(p))
 		}
 	}
 	return nil
 }
 
-// resolvesInside walks the path elements from the root as the kernel would, following the links
-// extracted so far. It must not clean the path first: "y/.." is the root's parent when y is a link to
-// ".", which is why each link is resolved through the tree and not checked on its own text. An element
-// that does not exist (yet) is taken literally, and so is the rest after it.
-func (x *extractor) resolvesInside(elems []string) (bool, error) {
-	var cur []string
-	hops := 0
-	for len(elems) > 0 {
-		e := elems[0]
-		elems = elems[1:]
+// linkResolver walks paths through the links of the tree as the kernel would. It must not clean a path
+// first: "y/.." is the root's parent when y is a link to ".", which is why each link is resolved
+// through the tree and not checked on its own text. An element that is not a link (or does not exist)
+// is taken literally.
+type linkResolver struct {
+	links map[string]string
+	// memo holds each link's resolution: the canonical path it leads to, or that it leaves the root.
+	memo map[string]resolvedLink
+	// active holds the links being resolved, to refuse cycles.
+	active map[string]bool
+	// steps counts the path elements walked.
+	steps int
+}
+
+type resolvedLink struct {
+	path   string
+	inside bool
+}
+
+// resolveLink resolves the link at p (a canonical path: its directories are real ones, never links).
+func (r *linkResolver) resolveLink(p string, depth int) (bool, error) {
+	_, inside, err := r.follow(p, depth)
+	return inside, err
+}
+
+// follow returns where the link at p leads.
+func (r *linkResolver) follow(p string, depth int) (string, bool, error) {
+	if m, ok := r.memo[p]; ok {
+		return m.path, m.inside, nil
+	}
+	if r.active[p] || depth >= maxLinkHops {
+		return "", false, refused("archive entry %q: too many levels of symbolic links", cleanName(p))
+	}
+	r.active[p] = true
+	target := r.links[p]
+	res := resolvedLink{}
+	var err error
+	if !path.IsAbs(target) {
+		res.path, res.inside, err = r.walk(parentDir(p), target, depth+1)
+	}
+	delete(r.active, p)
+	if err != nil {
+		return "", false, err
+	}
+	r.memo[p] = res
+	return res.path, res.inside, nil
+}
+
+// walk resolves rel from the canonical directory cur ("" is the root). The path is built in one
+// buffer: a map lookup of string(buf) allocates nothing, and only links cost a string.
+func (r *linkResolver) walk(cur, rel string, depth int) (string, bool, error) {
+	buf := append(make([]byte, 0, len(cur)+len(rel)+1), cur...)
+	for e := range strings.SplitSeq(rel, "/") {
+		r.steps++
 		switch e {
 		case "", ".":
 			continue
 		case "..":
-			if len(cur) == 0 {
-				return false, nil
+			if len(buf) == 0 {
+				return "", false, nil
 			}
-			cur = cur[:len(cur)-1]
+			buf = buf[:max(bytes.LastIndexByte(buf, '/'), 0)]
 			continue
 		}
-		next := strings.Join(append(slices.Clip(cur), e), "/")
-		info, err := x.root.Lstat(next)
-		if err != nil || info.Mode()&fs.ModeSymlink == 0 {
-			cur = append(cur, e)
+		if len(buf) > 0 {
+			buf = append(buf, '/')
+		}
+		buf = append(buf, e...)
+		if _, isLink := r.links[string(buf)]; !isLink {
 			continue
 		}
-		if hops++; hops > maxLinkHops {
-			return false, refused("archive entry %q: too many levels of symbolic links", cleanName(next))
+		to, inside, err := r.follow(string(buf), depth)
+		if err != nil || !inside {
+			return "", false, err
 		}
-		target, err := x.root.Readlink(next)
-		if err != nil {
-			return false, err
-		}
-		if path.IsAbs(target) {
-			return false, nil
-		}
-		elems = append(strings.Split(target, "/"), elems...)
+		buf = append(buf[:0], to...)
 	}
-	return true, nil
+	return string(buf), true, nil
+}
+
+// parentDir is p's directory, "" for the root.
+func parentDir(p string) string {
+	if i := strings.LastIndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return ""
 }
 
 func hasControl(s string) bool { return strings.IndexFunc(s, unicode.IsControl) >= 0 }

@@ -29,54 +29,85 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("creating destination: %w", err)
 	}
 	removeLeftovers(o)
+	ctx, cancel := context.WithTimeoutCause(ctx, o.Timeout, errTimeout)
+	defer cancel()
 	rawURL, err := waitForURL(ctx, o)
 	if err != nil {
-		return err
+		return timedOut(ctx, err, noURLError)
 	}
-	t, err := newTransfer(o)
-	if err != nil {
-		return fmt.Errorf("creating the download file: %w", err)
-	}
-	partial := t.f
-	keep := false
-	defer func() {
-		_ = partial.Close()
-		if !keep {
-			removeDownload(o)
-		}
-	}()
-	if rawURL, err = t.download(ctx, rawURL); err != nil {
-		// What was downloaded is kept for the next run only while it can still be completed.
-		keep = ExitCode(err) == ExitDownloadFailed || errors.Is(err, context.Canceled)
-		return err
-	}
-	kind, err := archiveKind(o, partial)
-	if err != nil {
-		return err
-	}
-	if kind != FormatNone {
-		if err := extractInto(o, partial, kind); err != nil {
+	if o.Extract == FormatNone {
+		if _, err := savedName(o, rawURL); err != nil {
 			return err
 		}
-		o.Log.Info("Extracted package", "dest", o.Dest, "format", kind)
+	}
+	t := newTransfer(o)
+	t.previous = readRecord(o)
+	keep := false
+	defer func() { t.close(keep) }()
+	if rawURL, err = t.download(ctx, rawURL); err != nil {
+		// What was downloaded is kept for the next run only while it can still be completed.
+		_, corrupt := errors.AsType[*digestMismatchError](err)
+		keep = !corrupt && (ExitCode(err) == ExitDownloadFailed || errors.Is(err, context.Canceled) ||
+			errors.Is(context.Cause(ctx), errTimeout))
+		return timedOut(ctx, err, func(format string, args ...any) error {
+			return downloadFailed(fmt.Errorf(format, args...))
+		})
+	}
+	if t.unchanged {
+		o.Log.Info("The package in place is the current object; nothing to do", "dest", o.Dest,
+			"record", filepath.Join(o.Dest, recordName))
 		return nil
 	}
-	name := o.OutputName
-	if name == "" {
-		name = outputName(rawURL)
+	rec := Record{URL: urlWithoutQuery(rawURL), Size: t.have, Format: t.format, ETag: t.etag,
+		LastModified: t.lastModified}
+	if t.want.Algorithm != "" {
+		rec.Digest = t.want.String()
 	}
-	if err := partial.Chmod(o.FileMode); err != nil {
+	if t.format == FormatNone {
+		if rec.File, err = savedName(o, rawURL); err != nil {
+			return err
+		}
+	}
+	if err := t.finish(rec.File); err != nil {
 		return err
 	}
-	if err := partial.Close(); err != nil {
-		return err
+	if err := writeRecord(o, rec); err != nil {
+		return fmt.Errorf("writing %s: %w", recordName, err)
 	}
-	final := filepath.Join(o.Dest, name)
-	if err := os.Rename(partial.Name(), final); err != nil {
-		return fmt.Errorf("moving download into place: %w", err)
+	if rec.File != "" {
+		o.Log.Info("Saved package", "file", filepath.Join(o.Dest, rec.File), "digest", rec.Digest)
+	} else {
+		o.Log.Info("Extracted package", "dest", o.Dest, "format", t.format, "digest", rec.Digest)
 	}
-	o.Log.Info("Saved package", "file", final)
 	return nil
+}
+
+// errTimeout ends a run that reached --timeout.
+var errTimeout = errors.New("--timeout reached")
+
+// timedOut turns an error caused by --timeout into one that says so, with the exit code of the stage
+// it interrupted.
+func timedOut(ctx context.Context, err error, as func(string, ...any) error) error {
+	if errors.Is(context.Cause(ctx), errTimeout) {
+		if _, ok := errors.AsType[*Error](err); !ok || errors.Is(err, context.DeadlineExceeded) {
+			deadline, _ := ctx.Deadline()
+			return as("fetch did not finish within --timeout (it ended at %s)", deadline.UTC().Format(time.RFC3339))
+		}
+	}
+	return err
+}
+
+// savedName is the name a package that is not extracted is saved under; fetch's own names are refused.
+func savedName(o Options, rawURL string) (string, error) {
+	if o.OutputName != "" {
+		return o.OutputName, nil
+	}
+	name := outputName(rawURL)
+	if reservedName(name) {
+		return "", usageError("the URL's last segment %q is a name fetch keeps for its own files; "+
+			"set --output-name", name)
+	}
+	return name, nil
 }
 
 // removeLeftovers removes what a killed run left in Dest (the kubelet restarts an init container in the
@@ -84,6 +115,7 @@ func Run(ctx context.Context, o Options) error {
 // resumed instead (see newTransfer).
 func removeLeftovers(o Options) {
 	stagings, _ := filepath.Glob(filepath.Join(o.Dest, stagingPattern))
+	_ = os.Remove(filepath.Join(o.Dest, recordTemp))
 	for _, p := range stagings {
 		if err := os.RemoveAll(p); err == nil {
 			o.Log.Info("Removed what an interrupted run left behind", "path", p)

@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -38,6 +39,9 @@ type storage struct {
 	dropAfter     int    // bytes to send before dropping the connection, on the next request only; 0 = never
 	afterDrop     func() // called (under mu) once the dropped request ended
 	stallAfter    int    // bytes to send before going silent, on every request; 0 = never
+	pauseAt       int    // bytes to send before calling onPause (outside mu), on the first request only
+	onPause       func()
+	headers       http.Header // sent with every 200 and 206
 	requests      []request
 	stalled       chan struct{}
 }
@@ -70,8 +74,9 @@ func (s *storage) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	sig := r.URL.Query().Get("X-Amz-Signature")
 	s.requests = append(s.requests, request{r.Header.Get("Range"), r.Header.Get("If-Range"), sig})
-	payload, etag, valid, drop, stall := s.payload, s.etag, s.validSig, s.dropAfter, s.stallAfter
-	s.dropAfter = 0
+	payload, etag, valid, drop, stall, pause, onPause := s.payload, s.etag, s.validSig, s.dropAfter, s.stallAfter,
+		s.pauseAt, s.onPause
+	s.dropAfter, s.pauseAt = 0, 0
 	s.mu.Unlock()
 
 	if sig != valid {
@@ -80,7 +85,12 @@ func (s *storage) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	if etag != "" {
 		w.Header().Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm == etag {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
 	}
+	maps.Copy(w.Header(), s.headers)
 	start := 0
 	rng := r.Header.Get("Range")
 	if ir := r.Header.Get("If-Range"); ir != "" && ir != etag && !s.ignoreIfRange {
@@ -97,6 +107,11 @@ func (s *storage) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	body := payload[start:]
 	switch {
+	case pause > 0 && pause < len(body):
+		_, _ = w.Write(body[:pause])
+		w.(http.Flusher).Flush()
+		onPause()
+		_, _ = w.Write(body[pause:])
 	case stall > 0 && stall < len(body):
 		_, _ = w.Write(body[:stall])
 		w.(http.Flusher).Flush()

@@ -48,10 +48,13 @@ type Options struct {
 	RetryMaxDelay time.Duration
 	// ConnectTimeout bounds the TCP connection and TLS handshake; ResponseHeaderTimeout the wait for the
 	// response's headers; IdleTimeout the wait for the next byte of the body. Any of them ends the
-	// attempt, which is retried from where it stopped. There is no overall timeout: packages are large.
+	// attempt, which is retried from where it stopped.
 	ConnectTimeout        time.Duration
 	ResponseHeaderTimeout time.Duration
 	IdleTimeout           time.Duration
+	// Timeout bounds the whole run, so that a storage that sends a byte just often enough to escape
+	// IdleTimeout cannot hold the pod for ever.
+	Timeout time.Duration
 	// ProgressInterval is how often progress is logged.
 	ProgressInterval time.Duration
 	// MaxBytes bounds the download and, separately, the extracted size. MaxEntries bounds the entries
@@ -84,6 +87,7 @@ func DefaultOptions() Options {
 		ConnectTimeout:        30 * time.Second,
 		ResponseHeaderTimeout: time.Minute,
 		IdleTimeout:           time.Minute,
+		Timeout:               6 * time.Hour,
 		ProgressInterval:      10 * time.Second,
 		MaxBytes:              50 << 30,
 		MaxEntries:            100_000,
@@ -121,12 +125,17 @@ func (o *Options) complete() error {
 	if o.OutputName != "" && !validName(o.OutputName) {
 		return usageError("--output-name must be a plain file name, not %q", o.OutputName)
 	}
+	if reservedName(o.OutputName) {
+		return usageError("--output-name %q is a name fetch keeps for its own files (%s, .fetch-*)",
+			o.OutputName, recordName)
+	}
 	setDefault(&o.WaitTimeout, d.WaitTimeout)
 	setDefault(&o.RetryDelay, d.RetryDelay)
 	setDefault(&o.RetryMaxDelay, d.RetryMaxDelay)
 	setDefault(&o.ConnectTimeout, d.ConnectTimeout)
 	setDefault(&o.ResponseHeaderTimeout, d.ResponseHeaderTimeout)
 	setDefault(&o.IdleTimeout, d.IdleTimeout)
+	setDefault(&o.Timeout, d.Timeout)
 	setDefault(&o.ProgressInterval, d.ProgressInterval)
 	setDefault(&o.PollInterval, d.PollInterval)
 	setDefault(&o.MaxBytes, d.MaxBytes)

@@ -26,10 +26,7 @@ func newProgress(o Options, have, total int64) *progress {
 	return p
 }
 
-func (p *progress) Write(b []byte) (int, error) {
-	p.written.Add(int64(len(b)))
-	return len(b), nil
-}
+func (p *progress) add(n int) { p.written.Add(int64(n)) }
 
 func (p *progress) loop() {
 	t := time.NewTicker(p.o.ProgressInterval)

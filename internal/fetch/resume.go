@@ -3,6 +3,7 @@ package fetch
 import (
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -21,35 +22,44 @@ type savedState struct {
 	ETag         string `json:"etag,omitempty"`
 	LastModified string `json:"lastModified,omitempty"`
 	Total        int64  `json:"total"`
+	Format       string `json:"format,omitempty"`
+	Digest       digest `json:"digest,omitzero"`
 }
 
-// newTransfer opens the partial file, taking over what a previous run downloaded when it knows which
-// object that was.
-func newTransfer(o Options) (*transfer, error) {
-	f, err := os.OpenFile(filepath.Join(o.Dest, partialName), os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	t := &transfer{o: o, f: f, total: -1}
+// newTransfer takes over what a previous run downloaded into the partial file when it knows which
+// object that was. Only packages that are not streamed (zip, plain files) have a partial file: a tar
+// or tar.gz interrupted by the end of the process starts over.
+func newTransfer(o Options) *transfer {
+	t := &transfer{o: o, total: -1}
 	var st savedState
 	b, err := os.ReadFile(filepath.Join(o.Dest, stateName))
-	info, serr := f.Stat()
+	info, serr := os.Stat(filepath.Join(o.Dest, partialName))
 	if err != nil || serr != nil || json.Unmarshal(b, &st) != nil || info.Size() == 0 ||
-		(st.Total >= 0 && info.Size() > st.Total) || (st.ETag == "" && st.LastModified == "") {
-		if err := t.restart(); err != nil {
-			_ = f.Close()
-			return nil, err
-		}
-		return t, nil
+		(st.Total >= 0 && info.Size() > st.Total) || (st.ETag == "" && st.LastModified == "") || streams(st.Format) {
+		removeDownload(o)
+		return t
 	}
-	t.have, t.total, t.etag, t.lastModified = info.Size(), st.Total, st.ETag, st.LastModified
+	f, err := os.OpenFile(filepath.Join(o.Dest, partialName), os.O_RDWR, 0o600)
+	if err != nil {
+		removeDownload(o)
+		return t
+	}
+	if st.Format == "" { // saved by a version that decided the format only at the end
+		head := make([]byte, detectLength)
+		n, _ := f.ReadAt(head, 0)
+		st.Format = detectFormat(o, head[:n])
+	}
+	t.file, t.format = f, st.Format
+	t.have, t.total, t.etag, t.lastModified, t.want = info.Size(), st.Total, st.ETag, st.LastModified, st.Digest
 	o.Log.Info("Resuming the download of a previous run", "downloaded", humanBytes(float64(t.have)))
-	return t, nil
+	return t
 }
 
 // saveState records which object the partial file holds, once its first response arrived.
 func (t *transfer) saveState() error {
-	b, err := json.Marshal(savedState{ETag: t.etag, LastModified: t.lastModified, Total: t.total})
+	b, err := json.Marshal(savedState{
+		ETag: t.etag, LastModified: t.lastModified, Total: t.total, Format: t.format, Digest: t.want,
+	})
 	if err != nil {
 		return err
 	}
@@ -60,13 +70,46 @@ func (t *transfer) saveState() error {
 	return os.Rename(tmp, filepath.Join(t.o.Dest, stateName))
 }
 
-// restart forgets what was downloaded.
+// restart forgets what was received.
 func (t *transfer) restart() error {
 	t.have, t.total, t.etag, t.lastModified = 0, -1, "", ""
+	t.want, t.sum, t.summed = digest{}, nil, 0
+	if t.stream != nil {
+		t.stream.abort()
+		t.stream = nil
+	}
+	if t.file == nil {
+		return nil
+	}
 	if err := os.Remove(filepath.Join(t.o.Dest, stateName)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	return t.f.Truncate(0)
+	if err := t.file.Truncate(0); err != nil {
+		return err
+	}
+	_, err := t.file.Seek(0, io.SeekStart)
+	return err
+}
+
+// openFile makes the partial file, empty.
+func (t *transfer) openFile() error {
+	if t.file != nil {
+		return nil // emptied by restart
+	}
+	f, err := os.OpenFile(filepath.Join(t.o.Dest, partialName), os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
+	t.file = f
+	return err
+}
+
+// closeFile closes the partial file, and removes it and its state when remove.
+func (t *transfer) closeFile(remove bool) {
+	if t.file != nil {
+		_ = t.file.Close()
+		t.file = nil
+	}
+	if remove {
+		removeDownload(t.o)
+	}
 }
 
 // removeDownload removes the partial file and its state.

@@ -14,6 +14,7 @@ package main
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -65,6 +66,14 @@ func main() {
 		os.Exit(1)
 	}
 	bad := 0
+	// fetch records what it placed; a main container can read it (issue 21).
+	if _, ok := want[recordName]; !ok {
+		if err := checkRecord(filepath.Join(*dir, recordName)); err != nil {
+			fmt.Printf("BAD RECORD %s: %v\n", recordName, err)
+			bad++
+		}
+		delete(got, recordName)
+	}
 	names := make([]string, 0, len(want)+len(got))
 	for n := range want {
 		names = append(names, n)
@@ -134,6 +143,29 @@ func inspectPID(pid int) (string, error) {
 		}
 	}
 	return fmt.Sprintf("uid=%s gid=%s root=%s", ids["Uid"], ids["Gid"], root), nil
+}
+
+// recordName is the file fetch writes into its destination to say what it placed there.
+const recordName = ".taskdownload.json"
+
+// checkRecord checks that fetch's record is there and names a package.
+func checkRecord(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var r struct {
+		URL  string `json:"url"`
+		Size int64  `json:"size"`
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		return err
+	}
+	if r.URL == "" || strings.Contains(r.URL, "?") || r.Size <= 0 {
+		return fmt.Errorf("want a url without query and a size, got %s", b)
+	}
+	fmt.Printf("OK         %s %s (%d bytes)\n", recordName, r.URL, r.Size)
+	return nil
 }
 
 // sums returns the SHA-256 of every regular file below dir, by slash-separated relative path.
