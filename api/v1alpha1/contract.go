@@ -64,6 +64,9 @@ const (
 	ReasonSecretKeyNotFound = "SecretKeyNotFound"
 	// ReasonSecretKeyEmpty: the API key is empty.
 	ReasonSecretKeyEmpty = "SecretKeyEmpty"
+	// ReasonAPIKeyInvalid: the API key is over 4 KiB or holds bytes an HTTP header cannot carry; no
+	// call is made with it (Stalled, until the Secret changes).
+	ReasonAPIKeyInvalid = "APIKeyInvalid"
 	// ReasonTargetConflict: the target name is taken by an object this TaskDownload does not control.
 	ReasonTargetConflict = "TargetConflict"
 	// ReasonExpired: the URL expired before a new one was obtained and was removed.

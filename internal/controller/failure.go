@@ -65,6 +65,11 @@ func secretKeyEmpty(name, dataKey string) *failure {
 	return stalledFailure(downloadsv1alpha1.ReasonSecretKeyEmpty, "Secret %q key %q is empty", name, dataKey)
 }
 
+// apiKeyInvalid is a key the operator will not send; problem says why, without quoting the key.
+func apiKeyInvalid(name, dataKey, problem string) *failure {
+	return stalledFailure(downloadsv1alpha1.ReasonAPIKeyInvalid, "The API key in Secret %q key %q %s", name, dataKey, problem)
+}
+
 // taskFailed is the platform's answer that the package failed: asking again gets the same answer.
 func taskFailed(taskStatus string) *failure {
 	return stalledFailure(downloadsv1alpha1.ReasonTaskFailed, "The platform reports the download package as %q", taskStatus)
