@@ -69,6 +69,9 @@ const (
 	ReasonAPIKeyInvalid = "APIKeyInvalid"
 	// ReasonTargetConflict: the target name is taken by an object this TaskDownload does not control.
 	ReasonTargetConflict = "TargetConflict"
+	// ReasonURLExpired: the platform handed out a URL already expired, or expiring within
+	// --min-url-lifetime; it was not published and a new one is asked for after backoff.
+	ReasonURLExpired = "URLExpired"
 	// ReasonExpired: the URL expired before a new one was obtained and was removed.
 	ReasonExpired = "Expired"
 	// ReasonRefreshBeforeClamped (events only): spec.refreshBefore is not shorter than the URL's

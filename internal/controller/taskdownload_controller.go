@@ -72,6 +72,8 @@ type TaskDownloadReconciler struct {
 	MaxPollInterval time.Duration
 	// DefaultURLTTL is the lifetime assumed for a URL whose expiry cannot be read from it.
 	DefaultURLTTL time.Duration
+	// MinURLLifetime is the least time a URL must have left when handed out to be published.
+	MinURLLifetime time.Duration
 
 	backoff *failureBackoff
 	keys    apiKeys

@@ -62,6 +62,8 @@ func setup(e *suite.Env) error {
 	o.APIURL = fake.URL
 	o.PollInterval, o.MaxPollInterval = pollInterval, maxPoll
 	o.RequestTimeout = 2 * time.Second
+	// Tests of refresh and expiry use URLs of a few seconds, shortened like the poll intervals.
+	o.MinURLLifetime = time.Second
 	o.APIQPS, o.APIBurst = 1000, 1000
 	o.Clock = testClock
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}

@@ -51,6 +51,7 @@ func setup(e *suite.Env) error {
 	o := manager.DefaultOptions()
 	o.APIURL = fake.URL
 	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
+	o.EnableSchedulingGates = true
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	var err error
 	k8s, err = e.StartLoadManager(o, logs, apiKey, keyRevoked)
