@@ -56,7 +56,7 @@ func setup(e *suite.Env) error {
 	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	var err error
-	k8s, err = e.StartLoadManager(o, logs, keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed)
+	k8s, err = e.StartLoadManager(nil, o, logs, keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed)
 	return err
 }
 

@@ -53,8 +53,20 @@ func setup(e *suite.Env) error {
 	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
 	o.EnableSchedulingGates = true
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
+	// The operator runs as the ServiceAccount an installation gives it, with its RBAC and the
+	// least-privilege admission policy: every test here also shows the policy lets it do its job.
+	if err := installIdentity(context.Background(), e.Client, e.Config); err != nil {
+		return fmt.Errorf("installing the operator's identity: %w", err)
+	}
+	e.Check(func() error {
+		// DUMP_LOGS=1 prints the operator's log, to debug a failing test.
+		if os.Getenv("DUMP_LOGS") != "" {
+			fmt.Fprintln(os.Stderr, logs.String())
+		}
+		return nil
+	})
 	var err error
-	k8s, err = e.StartLoadManager(o, logs, apiKey, keyRevoked)
+	k8s, err = e.StartLoadManager(operatorConfig(e.Config), o, logs, apiKey, keyRevoked)
 	return err
 }
 

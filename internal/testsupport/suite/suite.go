@@ -41,16 +41,19 @@ func (e *Env) Defer(f func()) { e.stops = append(e.stops, f) }
 func (e *Env) Check(f func() error) { e.checks = append(e.checks, f) }
 
 // StartLoadManager starts the operator with o the way the load suites do (internal/keybudgettest,
-// internal/tenancytest): its client and the returned one unthrottled, so that the operator's own
-// limits, not client-go's, set the pace; stopped after the tests. After the tests, the suite fails if
-// logs holds any of keys.
-func (e *Env) StartLoadManager(o manager.Options, logs fmt.Stringer, keys ...string) (client.Client, error) {
-	cfg := envtestutil.Unthrottled(e.Config)
-	c, err := client.New(cfg, client.Options{Scheme: manager.NewScheme()})
+// internal/tenancytest): its client and the returned administrator's client unthrottled, so that the
+// operator's own limits, not client-go's, set the pace; stopped after the tests. The operator uses
+// managerConfig (an identity of its own, say), or the administrator's Config when nil. After the
+// tests, the suite fails if logs holds any of keys.
+func (e *Env) StartLoadManager(managerConfig *rest.Config, o manager.Options, logs fmt.Stringer, keys ...string) (client.Client, error) {
+	if managerConfig == nil {
+		managerConfig = e.Config
+	}
+	c, err := client.New(envtestutil.Unthrottled(e.Config), client.Options{Scheme: manager.NewScheme()})
 	if err != nil {
 		return nil, err
 	}
-	stop, err := managertest.Start(cfg, o)
+	stop, err := managertest.Start(envtestutil.Unthrottled(managerConfig), o)
 	if err != nil {
 		return nil, err
 	}
