@@ -72,6 +72,9 @@ const (
 	// ReasonURLExpired: the platform handed out a URL already expired, or expiring within
 	// --min-url-lifetime; it was not published and a new one is asked for after backoff.
 	ReasonURLExpired = "URLExpired"
+	// ReasonTargetModified (Warning events only): someone other than the operator changed or deleted a
+	// published ConfigMap or Secret; it was restored (or, for a Secret, a new URL was requested).
+	ReasonTargetModified = "TargetModified"
 	// ReasonExpired: the URL expired before a new one was obtained and was removed.
 	ReasonExpired = "Expired"
 	// ReasonRefreshBeforeClamped (events only): spec.refreshBefore is not shorter than the URL's

@@ -78,6 +78,7 @@ type TaskDownloadReconciler struct {
 	backoff *failureBackoff
 	keys    apiKeys
 	guard   *cacheGuard
+	written writtenTargets
 }
 
 // step is one stage of a reconcile. It reads the scope, records what it saw in s.obs, and returns
@@ -186,4 +187,5 @@ func soonest(a, b ctrl.Result) ctrl.Result {
 func (r *TaskDownloadReconciler) forget(key types.NamespacedName) {
 	r.backoff.forget(key)
 	r.guard.forget(key)
+	r.written.forget(key)
 }
