@@ -65,6 +65,9 @@ func main() {
 	flag.DurationVar(&o.RequestTimeout, "request-timeout", o.RequestTimeout, "Timeout of one platform API call.")
 	flag.DurationVar(&o.DefaultURLTTL, "default-url-ttl", o.DefaultURLTTL,
 		"Lifetime assumed for signed URLs whose expiry cannot be read from the URL; replaced after two thirds of it.")
+	flag.DurationVar(&o.MinURLLifetime, "min-url-lifetime", o.MinURLLifetime,
+		"A signed URL already expired, or expiring within this long of being handed out, is not published "+
+			"(reason URLExpired); a new one is asked for after backoff.")
 	flag.Float64Var(&o.APIQPS, "api-qps", o.APIQPS, "Most platform API calls per second with one API key, shared by "+
 		"the TaskDownloads using it; each key's rate starts lower and is learned from the platform's 429 answers.")
 	flag.IntVar(&o.APIBurst, "api-burst", o.APIBurst, "Most platform API calls at once with one API key.")

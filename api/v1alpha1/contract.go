@@ -77,8 +77,17 @@ const (
 	ReasonSecretKeyNotFound = "SecretKeyNotFound"
 	// ReasonSecretKeyEmpty: the API key is empty.
 	ReasonSecretKeyEmpty = "SecretKeyEmpty"
+	// ReasonAPIKeyInvalid: the API key is over 4 KiB or holds bytes an HTTP header cannot carry; no
+	// call is made with it (Stalled, until the Secret changes).
+	ReasonAPIKeyInvalid = "APIKeyInvalid"
 	// ReasonTargetConflict: the target name is taken by an object this TaskDownload does not control.
 	ReasonTargetConflict = "TargetConflict"
+	// ReasonURLExpired: the platform handed out a URL already expired, or expiring within
+	// --min-url-lifetime; it was not published and a new one is asked for after backoff.
+	ReasonURLExpired = "URLExpired"
+	// ReasonTargetModified (Warning events only): someone other than the operator changed or deleted a
+	// published ConfigMap or Secret; it was restored (or, for a Secret, a new URL was requested).
+	ReasonTargetModified = "TargetModified"
 	// ReasonExpired: the URL expired before a new one was obtained and was removed.
 	ReasonExpired = "Expired"
 	// ReasonRefreshBeforeClamped (events only): spec.refreshBefore is not shorter than the URL's

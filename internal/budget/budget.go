@@ -132,8 +132,11 @@ type entry struct {
 	answered     bool
 	trial        chan struct{}
 	lastAccepted time.Time // the last 200 answer
-	version      string    // the key Secret's resourceVersion, when the caller says it
-	lastUsed     time.Time
+	// secrets holds the resourceVersion last seen of each Secret the key was read from, when callers
+	// say: a Secret that changes closes the breaker, while two Secrets holding the same key (in two
+	// namespaces, say) are simply two sources of one key, not a change.
+	secrets  map[string]string
+	lastUsed time.Time
 }
 
 // New returns a budget.
@@ -178,11 +181,20 @@ func KeyID(apiKey string) string {
 
 type secretVersionKey struct{}
 
-// WithSecretVersion tells the budget the resourceVersion of the Secret the call's key was read from. When
-// it differs from the one seen before for the key, a breaker opened by a 401/403 is closed: the user
-// changed the Secret, so the key is tried again at once.
-func WithSecretVersion(ctx context.Context, resourceVersion string) context.Context {
-	return context.WithValue(ctx, secretVersionKey{}, resourceVersion)
+// secretVersion is the Secret a call's key was read from, and the version read.
+type secretVersion struct{ secret, resourceVersion string }
+
+// maxSecretsPerKey bounds how many Secrets' versions are remembered for one key: beyond it, a change
+// to another Secret holding the key no longer closes its breaker early (the probe still comes).
+const maxSecretsPerKey = 1024
+
+// WithSecretVersion tells the budget which Secret (namespace/name) the call's key was read from, and at
+// which resourceVersion. When that Secret's version differs from the one seen before with the key, a
+// breaker opened by a 401/403 is closed: the user changed the Secret, so the key is tried again at once.
+// Keys are told apart by their content alone: the same key read from several Secrets shares one
+// budget, and reading it from another Secret is no change.
+func WithSecretVersion(ctx context.Context, secret, resourceVersion string) context.Context {
+	return context.WithValue(ctx, secretVersionKey{}, secretVersion{secret: secret, resourceVersion: resourceVersion})
 }
 
 // Admit returns once a call with apiKey to apiURL may be made, and a function to report the call's
@@ -200,24 +212,50 @@ func (b *Budget) Admit(ctx context.Context, apiURL, apiKey string) (func(error),
 		now := b.opts.Clock.Now()
 		b.sweepLocked(now)
 		e := b.entryLocked(apiURL, apiKey, now)
-		if v, ok := ctx.Value(secretVersionKey{}).(string); ok && v != "" && v != e.version {
-			if e.version != "" {
-				b.closeBreakerLocked(e)
-			}
-			e.version = v
+		if v, ok := ctx.Value(secretVersionKey{}).(secretVersion); ok && v.resourceVersion != "" {
+			b.secretSeenLocked(e, v)
 		}
 		if e.trial != nil {
 			// A new key's first call is under way: until it is answered, nobody knows whether the
 			// platform accepts the key, and a revoked key must not be tried by every object at once.
+			// Those who wait for it count against MaxWaiters like those who wait for a turn.
+			if e.waiters >= b.opts.MaxWaiters {
+				b.deferredLocked(e, DeferredBudget)
+				b.mu.Unlock()
+				return nil, spreadError(b.opts.MaxWait)
+			}
 			trial := e.trial
+			e.waiters++
 			b.mu.Unlock()
-			if err := b.waitFor(ctx, trial, e); err != nil {
+			err := b.waitFor(ctx, trial, e)
+			b.mu.Lock()
+			e.waiters--
+			b.mu.Unlock()
+			if err != nil {
 				return nil, err
 			}
 			continue
 		}
 		return b.admitLocked(ctx, e, now)
 	}
+}
+
+// secretSeenLocked records the version of a Secret the key was read from, and closes the key's breaker
+// when that Secret changed since it was last seen.
+func (b *Budget) secretSeenLocked(e *entry, v secretVersion) {
+	prev, seen := e.secrets[v.secret]
+	if seen && prev == v.resourceVersion {
+		return
+	}
+	if seen {
+		b.closeBreakerLocked(e)
+	} else if len(e.secrets) >= maxSecretsPerKey {
+		return
+	}
+	if e.secrets == nil {
+		e.secrets = map[string]string{}
+	}
+	e.secrets[v.secret] = v.resourceVersion
 }
 
 // admitLocked admits a call with e's key, or returns why not; it unlocks b.mu.
@@ -508,14 +546,16 @@ func (b *Budget) entryLocked(apiURL, apiKey string, now time.Time) *entry {
 	return e
 }
 
-// sweepLocked forgets keys unused for the idle timeout, so that memory stays bounded as keys come and go.
+// sweepLocked forgets keys unused for the idle timeout and no longer paused, so that memory stays bounded as keys come and go.
 func (b *Budget) sweepLocked(now time.Time) {
 	if now.Sub(b.lastSweep) < sweepEvery {
 		return
 	}
 	b.lastSweep = now
 	for k, e := range b.keys {
-		if e.waiters == 0 && now.Sub(e.lastUsed) > b.opts.IdleTimeout {
+		// A Retry-After still running is kept whatever its length: forgetting it would let the next
+		// call through before the platform said it may.
+		if e.waiters == 0 && now.Sub(e.lastUsed) > b.opts.IdleTimeout && !now.Before(e.pausedUntil) {
 			delete(b.keys, k)
 			if b.opts.Metrics != nil {
 				b.opts.Metrics.Forget(e.id)

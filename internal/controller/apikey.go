@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 
+	"golang.org/x/net/http/httpguts"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
@@ -58,6 +59,26 @@ func (k *apiKeys) forget(key types.NamespacedName) {
 	delete(k.secrets, key)
 }
 
+// MaxAPIKeyBytes is the longest API key the operator sends. Platform keys are tens of bytes; a larger
+// value is a mistake (a whole file pasted into the Secret) or an attempt to make every answer costly to
+// redact, and travels in every request's Authorization header.
+const MaxAPIKeyBytes = 4 << 10
+
+// checkAPIKey refuses a key that is too long, or that holds bytes an HTTP header cannot carry (control
+// characters, a newline that would end the header), before any call is made. The message describes
+// the value without quoting any of it.
+func checkAPIKey(secretName, dataKey, key string) *failure {
+	if len(key) > MaxAPIKeyBytes {
+		return apiKeyInvalid(secretName, dataKey, fmt.Sprintf("is %d bytes long, more than the %d allowed",
+			len(key), MaxAPIKeyBytes))
+	}
+	if !httpguts.ValidHeaderFieldValue(key) {
+		return apiKeyInvalid(secretName, dataKey,
+			"holds characters an HTTP header cannot carry (control characters or line breaks)")
+	}
+	return nil
+}
+
 // readAPIKey is the API-key step: it reads the key from the TaskDownload's Secret into the scope. A
 // missing Secret, key or value is a failure the user must fix; the Secret watch brings the object back
 // when they do. The value is read from the API server only when the Secret changed since last read.
@@ -94,6 +115,9 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (ctrl
 	key := strings.TrimSpace(string(value))
 	if key == "" {
 		return ctrl.Result{}, secretKeyEmpty(ref.Name, dataKey)
+	}
+	if f := checkAPIKey(ref.Name, dataKey, key); f != nil {
+		return ctrl.Result{}, f
 	}
 	r.keys.store(name, secret.ResourceVersion, dataKey, key)
 	s.apiKey, s.secretVersion = key, secret.ResourceVersion

@@ -65,6 +65,23 @@ func secretKeyEmpty(name, dataKey string) *failure {
 	return stalledFailure(downloadsv1alpha1.ReasonSecretKeyEmpty, "Secret %q key %q is empty", name, dataKey)
 }
 
+// apiKeyInvalid is a key the operator will not send; problem says why, without quoting the key.
+func apiKeyInvalid(name, dataKey, problem string) *failure {
+	return stalledFailure(downloadsv1alpha1.ReasonAPIKeyInvalid, "The API key in Secret %q key %q %s", name, dataKey, problem)
+}
+
+// urlExpired is a URL the platform handed out already expired, or expiring within --min-url-lifetime:
+// it is not published, and a new one is asked for on the backoff. The message names the expiry, not
+// the URL.
+func urlExpired(expiresAt, now time.Time, minLifetime time.Duration) *failure {
+	when := "expired at " + expiresAt.UTC().Format(time.RFC3339)
+	if expiresAt.After(now) {
+		when = fmt.Sprintf("expires at %s, within --min-url-lifetime (%s)", expiresAt.UTC().Format(time.RFC3339), minLifetime)
+	}
+	return &failure{reason: downloadsv1alpha1.ReasonURLExpired, retry: retryBackoff,
+		message: "The platform handed out a signed URL that " + when + "; not published, asking for a new one"}
+}
+
 // taskFailed is the platform's answer that the package failed: asking again gets the same answer.
 func taskFailed(taskStatus string) *failure {
 	return stalledFailure(downloadsv1alpha1.ReasonTaskFailed, "The platform reports the download package as %q", taskStatus)

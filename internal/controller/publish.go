@@ -19,9 +19,13 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (ctrl.Re
 		return ctrl.Result{}, nil
 	}
 	td := s.td
+	expiresAt, f := r.expiryOf(s.obs.signedURL, s.now)
+	if f != nil {
+		s.log.Info("Signed URL not published", "reason", f.reason, "message", f.message)
+		return ctrl.Result{}, f
+	}
 	pub := publication{
-		signedURL: s.obs.signedURL, taskStatus: s.obs.taskStatus,
-		expiresAt: expiryOf(s.obs.signedURL, s.now), task: specTask(td),
+		signedURL: s.obs.signedURL, taskStatus: s.obs.taskStatus, expiresAt: expiresAt, task: specTask(td),
 	}
 	kind, _, hasTarget := targetKey(td)
 	if hasTarget {
@@ -60,15 +64,18 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (ctrl.Re
 	return ctrl.Result{RequeueAfter: refresh.Sub(s.now)}, nil
 }
 
-// expiryOf reads when a URL handed out at now expires. An expiry the URL does not state, or one not
-// after now (a clock far off, a URL already dead), counts as unknown: --default-url-ttl applies, rather
-// than a refresh loop chasing URLs that expire on arrival.
-func expiryOf(signedURL string, now time.Time) *metav1.Time {
+// expiryOf reads when a URL handed out at now expires; nil when the URL does not say (then
+// --default-url-ttl applies). A URL already expired, or expiring within --min-url-lifetime, is a
+// failure: published, it would hand pods (and the scheduling gates) a URL that fails or soon will.
+func (r *TaskDownloadReconciler) expiryOf(signedURL string, now time.Time) (*metav1.Time, *failure) {
 	e, ok := signedurl.Parse(signedURL)
-	if !ok || !e.ExpiresAt.After(now) {
-		return nil
+	if !ok {
+		return nil, nil
 	}
-	return &metav1.Time{Time: e.ExpiresAt}
+	if left := e.ExpiresAt.Sub(now); left < max(r.MinURLLifetime, time.Nanosecond) {
+		return nil, urlExpired(e.ExpiresAt, now, r.MinURLLifetime)
+	}
+	return &metav1.Time{Time: e.ExpiresAt}, nil
 }
 
 // withdraw removes the published URL from the target and status when it has expired, or belongs to

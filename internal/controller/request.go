@@ -34,8 +34,9 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		waitingSince = st.PendingSince
 	}
 	s.log.V(1).Info("Requesting download package")
-	// The key's budget opens a breaker on 401/403; a new Secret version closes it at once.
-	ctx, sentAt := traceSend(budget.WithSecretVersion(ctx, s.secretVersion), r.Clock)
+	// The key's budget opens a breaker on 401/403; a new version of this Secret closes it at once.
+	secret := s.td.Namespace + "/" + s.td.Spec.APIKeySecretRef.Name
+	ctx, sentAt := traceSend(budget.WithSecretVersion(ctx, secret, s.secretVersion), r.Clock)
 	d, err := r.Pixxel.RequestDownload(ctx, s.apiKey, pixxel.Task{
 		WorkflowID: string(s.td.Spec.WorkflowID), JobID: string(s.td.Spec.JobID), TaskID: string(s.td.Spec.TaskID),
 	})

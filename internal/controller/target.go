@@ -48,6 +48,13 @@ func newTargetObject(kind downloadsv1alpha1.TargetKind) client.Object {
 	return &corev1.ConfigMap{}
 }
 
+// targetMetadata is an empty target of this kind as the manager's cache holds it: metadata only.
+func targetMetadata(kind downloadsv1alpha1.TargetKind) *metav1.PartialObjectMetadata {
+	m := &metav1.PartialObjectMetadata{}
+	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(kind)))
+	return m
+}
+
 // targetData renders a publication as the documented keys.
 func targetData(td *downloadsv1alpha1.TaskDownload, p publication) map[string]string {
 	expires := ""
@@ -92,19 +99,42 @@ func writeData(obj client.Object, data map[string]string) {
 	}
 }
 
-// getTarget reads the TaskDownload's target from the cache, which holds only the objects the operator
-// labelled. A miss means absent or not ours: writeTarget's create tells which.
-func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (client.Object, error) {
+// getTargetMetadata reads the TaskDownload's target from the cache, which holds only the metadata of
+// the objects labelled as the operator's. A miss means absent or not ours: writeTarget's create tells
+// which.
+func (r *TaskDownloadReconciler) getTargetMetadata(ctx context.Context,
+	td *downloadsv1alpha1.TaskDownload) (*metav1.PartialObjectMetadata, error) {
 	kind, key, ok := targetKey(td)
 	if !ok {
 		return nil, nil
 	}
-	obj := newTargetObject(kind)
-	err := r.Get(ctx, key, obj)
+	meta := targetMetadata(kind)
+	err := r.Get(ctx, key, meta)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
+		return nil, fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
+	}
+	if !metav1.IsControlledBy(meta, td) {
+		return nil, targetConflict(kind, key.Name)
+	}
+	return meta, nil
+}
+
+// getTarget reads the TaskDownload's target whole, data included, from the API server: the cache holds
+// metadata only. It is nil when the cache knows no target of ours.
+func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (client.Object, error) {
+	meta, err := r.getTargetMetadata(ctx, td)
+	if meta == nil || err != nil {
+		return nil, err
+	}
+	kind, key, _ := targetKey(td)
+	obj := newTargetObject(kind)
+	if err := r.APIReader.Get(ctx, key, obj); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
 	}
 	if !metav1.IsControlledBy(obj, td) {
@@ -147,6 +177,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 		}
 		err := r.Create(ctx, obj)
 		if err == nil {
+			r.written.record(client.ObjectKeyFromObject(td), kind, key, obj.GetResourceVersion(), data)
 			return nil
 		}
 		if !apierrors.IsAlreadyExists(err) {
@@ -162,6 +193,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 		}
 	}
 	if maps.Equal(readData(existing), data) && existing.GetLabels()[downloadsv1alpha1.LabelManagedBy] == downloadsv1alpha1.ManagedByValue {
+		r.written.record(client.ObjectKeyFromObject(td), kind, key, existing.GetResourceVersion(), data)
 		return nil
 	}
 	patch := client.MergeFromWithOptions(existing.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
@@ -175,6 +207,7 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 	if err := r.Patch(ctx, existing, patch); err != nil {
 		return fmt.Errorf("updating %s %s: %w", kind, key.Name, err)
 	}
+	r.written.record(client.ObjectKeyFromObject(td), kind, key, existing.GetResourceVersion(), data)
 	return nil
 }
 
@@ -183,33 +216,19 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
 	kind, key, hasTarget := targetKey(td)
 	sel := client.MatchingFields{publishedForIndex: td.Name}
-	for _, list := range []struct {
-		kind downloadsv1alpha1.TargetKind
-		list client.ObjectList
-	}{
-		{downloadsv1alpha1.TargetConfigMap, &corev1.ConfigMapList{}},
-		{downloadsv1alpha1.TargetSecret, &corev1.SecretList{}},
-	} {
-		if err := r.List(ctx, list.list, client.InNamespace(td.Namespace), sel); err != nil {
+	for _, k := range []downloadsv1alpha1.TargetKind{downloadsv1alpha1.TargetConfigMap, downloadsv1alpha1.TargetSecret} {
+		list := &metav1.PartialObjectMetadataList{}
+		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(k) + "List"))
+		if err := r.List(ctx, list, client.InNamespace(td.Namespace), sel); err != nil {
 			return err
 		}
-		var objs []client.Object
-		switch l := list.list.(type) {
-		case *corev1.ConfigMapList:
-			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
-			}
-		case *corev1.SecretList:
-			for i := range l.Items {
-				objs = append(objs, &l.Items[i])
-			}
-		}
-		for _, obj := range objs {
-			if !metav1.IsControlledBy(obj, td) || (hasTarget && list.kind == kind && obj.GetName() == key.Name) {
+		for i := range list.Items {
+			obj := &list.Items[i]
+			if !metav1.IsControlledBy(obj, td) || (hasTarget && k == kind && obj.GetName() == key.Name) {
 				continue
 			}
 			if err := r.Delete(ctx, obj, client.Preconditions{UID: new(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("deleting stale %s %s: %w", list.kind, obj.GetName(), err)
+				return fmt.Errorf("deleting stale %s %s: %w", k, obj.GetName(), err)
 			}
 		}
 	}

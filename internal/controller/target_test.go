@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -55,4 +56,28 @@ func TestTargetInSync(t *testing.T) {
 			NewWithT(t).Expect(targetInSync(td, tc.existing, tc.pub)).To(Equal(tc.want))
 		})
 	}
+}
+
+// A cached target costs the same whatever its owner put on it: anyone may label their own objects as
+// the operator's, with annotations of up to 256 KiB and any number of labels.
+func TestKeepTargetMetadataIsBounded(t *testing.T) {
+	g := NewWithT(t)
+	controller := metav1.OwnerReference{APIVersion: "downloads.pixxel.space/v1alpha1", Kind: "TaskDownload",
+		Name: "scene", UID: "u1", Controller: new(true)}
+	in := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{
+		Name: "scene", Namespace: "team-a", UID: "u2", ResourceVersion: "42",
+		Labels: map[string]string{v1.LabelManagedBy: v1.ManagedByValue, v1.LabelTaskDownload: "scene",
+			"bloat-1": strings.Repeat("x", 63), "bloat-2": strings.Repeat("y", 63)},
+		Annotations:     map[string]string{"bloat": strings.Repeat("a", 200<<10)},
+		OwnerReferences: []metav1.OwnerReference{{Kind: "Other", Name: "x"}, controller},
+		Finalizers:      []string{"example.com/hold"},
+	}}
+	out, err := keepTargetMetadata(in)
+	g.Expect(err).NotTo(HaveOccurred())
+	m := out.(*metav1.PartialObjectMetadata)
+	g.Expect(m.ObjectMeta).To(Equal(metav1.ObjectMeta{
+		Name: "scene", Namespace: "team-a", UID: "u2", ResourceVersion: "42",
+		Labels:          map[string]string{v1.LabelManagedBy: v1.ManagedByValue, v1.LabelTaskDownload: "scene"},
+		OwnerReferences: []metav1.OwnerReference{controller},
+	}))
 }

@@ -72,10 +72,13 @@ type TaskDownloadReconciler struct {
 	MaxPollInterval time.Duration
 	// DefaultURLTTL is the lifetime assumed for a URL whose expiry cannot be read from it.
 	DefaultURLTTL time.Duration
+	// MinURLLifetime is the least time a URL must have left when handed out to be published.
+	MinURLLifetime time.Duration
 
 	backoff *failureBackoff
 	keys    apiKeys
 	guard   *cacheGuard
+	written writtenTargets
 }
 
 // step is one stage of a reconcile. It reads the scope, records what it saw in s.obs, and returns
@@ -184,4 +187,5 @@ func soonest(a, b ctrl.Result) ctrl.Result {
 func (r *TaskDownloadReconciler) forget(key types.NamespacedName) {
 	r.backoff.forget(key)
 	r.guard.forget(key)
+	r.written.forget(key)
 }

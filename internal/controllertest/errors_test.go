@@ -3,6 +3,7 @@ package controllertest
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -199,6 +200,9 @@ func TestUnknownStatusKeepsPolling(t *testing.T) {
 	g.Eventually(func() int { return fake.Calls(task) }).WithTimeout(3 * time.Second).Should(BeNumerically(">=", 3))
 }
 
+// hugeKey is a 900 KiB value in a user's own Secret, the size that once cost seconds of CPU per reconcile.
+var hugeKey = strings.Repeat("pk_live_", 900<<10/8)
+
 func TestSecretKeyProblems(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -208,6 +212,11 @@ func TestSecretKeyProblems(t *testing.T) {
 	}{
 		{"key missing", map[string]string{"token": apiKey}, downloadsv1alpha1.ReasonSecretKeyNotFound},
 		{"value empty", map[string]string{"api-key": "  \n"}, downloadsv1alpha1.ReasonSecretKeyEmpty},
+		// A 900 KiB key made each reconcile spend seconds of CPU redacting answers with it.
+		{"key too long", map[string]string{"api-key": hugeKey}, downloadsv1alpha1.ReasonAPIKeyInvalid},
+		{"key over 4 KiB by one", map[string]string{"api-key": strings.Repeat("k", 4<<10+1)}, downloadsv1alpha1.ReasonAPIKeyInvalid},
+		{"line break in key", map[string]string{"api-key": "pk_live_first\r\nX-Injected: pk_live_second"}, downloadsv1alpha1.ReasonAPIKeyInvalid},
+		{"control character in key", map[string]string{"api-key": "pk_live_\x00_tail_of_key"}, downloadsv1alpha1.ReasonAPIKeyInvalid},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -223,6 +232,11 @@ func TestSecretKeyProblems(t *testing.T) {
 			cur := waitFor(t, td, hasCondition(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, tc.reason))
 			g.Expect(condition(cur, downloadsv1alpha1.ConditionStalled)).NotTo(BeNil())
 			g.Expect(fake.Calls(task)).To(BeZero(), "no API call without a usable key")
+			if value := tc.data["api-key"]; len(value) > 16 {
+				for _, part := range []string{"pk_live_first", "pk_live_second", "_tail_of_key", value[:16]} {
+					g.Expect(condition(cur, downloadsv1alpha1.ConditionReady).Message).NotTo(ContainSubstring(part))
+				}
+			}
 
 			// A stalled object is never retried on a timer: only the Secret watch can bring it to Ready.
 			secret.StringData = map[string]string{"api-key": apiKey}

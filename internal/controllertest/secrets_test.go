@@ -2,13 +2,17 @@ package controllertest
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
@@ -49,6 +53,14 @@ func TestNoSecretsInLogsOrEvents(t *testing.T) {
 	}, downloadsv1alpha1.ReasonURLIssued, metav1.ConditionTrue)
 	scenario("relative-url", nil, answers(fakepixxel.Ready("/x.zip?X-Amz-Signature=deadbeefcafe")),
 		downloadsv1alpha1.ReasonInvalidResponse, metav1.ConditionFalse)
+	// A URL that echoes the key is refused: nothing published, the key in no status, event or log.
+	scenario("key-in-url", &downloadsv1alpha1.Target{}, answers(fakepixxel.Ready("https://s.example/x.zip?token="+apiKey)),
+		downloadsv1alpha1.ReasonInvalidResponse, metav1.ConditionFalse)
+	echoed := get(g, &downloadsv1alpha1.TaskDownload{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "key-in-url"}})
+	g.Expect(echoed.Status.SignedURL).To(BeEmpty())
+	g.Expect(fmt.Sprintf("%+v", echoed.Status)).NotTo(ContainSubstring(apiKey))
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "key-in-url"}, &corev1.ConfigMap{})).
+		To(Satisfy(apierrors.IsNotFound), "nothing published")
 	scenario("forbidden", nil, answers(fakepixxel.Fail(403, "forbidden", "key not valid")),
 		downloadsv1alpha1.ReasonForbidden, metav1.ConditionFalse)
 

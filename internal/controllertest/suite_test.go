@@ -62,6 +62,8 @@ func setup(e *suite.Env) error {
 	o.APIURL = fake.URL
 	o.PollInterval, o.MaxPollInterval = pollInterval, maxPoll
 	o.RequestTimeout = 2 * time.Second
+	// Tests of refresh and expiry use URLs of a few seconds, shortened like the poll intervals.
+	o.MinURLLifetime = time.Second
 	o.APIQPS, o.APIBurst = 1000, 1000
 	o.Clock = testClock
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
@@ -124,12 +126,17 @@ func newNamespace(t *testing.T) string {
 	return ns.Name
 }
 
-// createAPIKeySecret creates the Secret holding the API key under the default key.
+// namespaceKey is the API key of a test's namespace: apiKey (which the log scan looks for) followed by
+// the namespace, so that one test's 401 or 403, which opens the breaker of its key whatever Secret
+// holds it, does not stop the calls of tests running beside it.
+func namespaceKey(ns string) string { return apiKey + "-" + ns }
+
+// createAPIKeySecret creates the Secret holding the namespace's API key under the default key.
 func createAPIKeySecret(t *testing.T, ns, name string) {
 	t.Helper()
 	s := &corev1.Secret{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
-		StringData: map[string]string{"api-key": apiKey},
+		StringData: map[string]string{"api-key": namespaceKey(ns)},
 	}
 	NewWithT(t).Expect(k8s.Create(context.Background(), s)).To(Succeed())
 }

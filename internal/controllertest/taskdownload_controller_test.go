@@ -42,7 +42,7 @@ func TestPendingThenReadyPublishesInStatus(t *testing.T) {
 	g.Expect(fake.Calls(task)).To(Equal(5))
 	for _, r := range requestsFor(task) {
 		g.Expect(r.Method).To(Equal("PUT"))
-		g.Expect(r.Authorization).To(Equal(apiKey))
+		g.Expect(r.Authorization).To(Equal(namespaceKey(td.Namespace)))
 		g.Expect(r.RawPath).To(Equal("/v0/workflows/" + task.WorkflowID + "/jobs/" + task.JobID + "/tasks/" + task.TaskID + "/download"))
 	}
 	g.Expect(pending.Status.PendingSince).NotTo(BeNil(), "kept in status, so that a restart does not start the wait over")

@@ -267,3 +267,37 @@ func checkHardened(t *testing.T, deploy *unstructured.Unstructured) {
 	g.Expect(c["env"]).To(ContainElement(map[string]any{"name": "POD_NAMESPACE",
 		"valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": "metadata.namespace"}}}))
 }
+
+// TestLeastPrivilegePolicy: the chart installs the least-privilege ValidatingAdmissionPolicy by
+// default, the same policy as config/components/least-privilege (which internal/tenancytest checks on
+// a real API server) but for the ServiceAccount of the release; the component names the ServiceAccount
+// config/default installs, and its binding follows the name prefix.
+func TestLeastPrivilegePolicy(t *testing.T) {
+	g := NewWithT(t)
+	chart := helmTemplate(t)
+	kust := render(t, "kustomize", "build", overlay(t, nil, "config/components/least-privilege"))
+	username := func(objs []*unstructured.Unstructured) string {
+		sa := find(objs, "ServiceAccount", named("controller-manager"))
+		g.Expect(sa).NotTo(BeNil())
+		return "system:serviceaccount:" + sa.GetNamespace() + ":" + sa.GetName()
+	}
+	specs := make([]map[string]any, 0, 2)
+	for _, objs := range [][]*unstructured.Unstructured{chart, kust} {
+		policy := find(objs, "ValidatingAdmissionPolicy", named("least-privilege"))
+		g.Expect(policy).NotTo(BeNil())
+		binding := find(objs, "ValidatingAdmissionPolicyBinding", named("least-privilege"))
+		g.Expect(binding).NotTo(BeNil())
+		g.Expect(binding.Object["spec"]).To(HaveKeyWithValue("policyName", policy.GetName()))
+		g.Expect(binding.Object["spec"]).To(HaveKeyWithValue("validationActions", ConsistOf("Deny")))
+		conditions, _, _ := unstructured.NestedSlice(policy.Object, "spec", "matchConditions")
+		g.Expect(conditions).To(HaveLen(1))
+		g.Expect(conditions[0]).To(HaveKeyWithValue("expression", ContainSubstring("'"+username(objs)+"'")),
+			"the policy names the manager's own ServiceAccount")
+		spec, _, _ := unstructured.NestedMap(policy.Object, "spec")
+		delete(spec, "matchConditions")
+		specs = append(specs, spec)
+	}
+	g.Expect(specs[0]).To(Equal(specs[1]),
+		"dist/chart/templates/rbac/least-privilege-policy.yaml differs from config/components/least-privilege")
+	g.Expect(kinds(helmTemplate(t, "--set", "admissionPolicy.enabled=false"))).NotTo(HaveKey("ValidatingAdmissionPolicy"))
+}

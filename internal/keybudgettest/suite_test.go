@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -18,7 +17,6 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
@@ -58,24 +56,8 @@ func setup(e *suite.Env) error {
 	o.PollInterval, o.MaxPollInterval = 100*time.Millisecond, maxPoll
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
 	var err error
-	k8s, err = client.New(envtestutil.Unthrottled(e.Config), client.Options{Scheme: manager.NewScheme()})
-	if err != nil {
-		return err
-	}
-	stop, err := managertest.Start(envtestutil.Unthrottled(e.Config), o)
-	if err != nil {
-		return err
-	}
-	e.Defer(stop)
-	e.Check(func() error {
-		for _, key := range []string{keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed} {
-			if strings.Contains(logs.String(), key) {
-				return fmt.Errorf("the operator's logs contain the API key %q", key)
-			}
-		}
-		return nil
-	})
-	return nil
+	k8s, err = e.StartLoadManager(nil, o, logs, keyAlone, keyBusy, keyOther, keyRevoked, keyRenewed)
+	return err
 }
 
 // The API keys of the tests; the logs must not contain them.

@@ -48,7 +48,8 @@ func TestDefaultsAgreeEverywhere(t *testing.T) {
 	for key, want := range map[string]any{
 		"apiURL": d.APIURL, "pollInterval": d.PollInterval, "maxPollInterval": d.MaxPollInterval,
 		"requestTimeout": d.RequestTimeout, "defaultURLTTL": d.DefaultURLTTL, "apiQPS": d.APIQPS,
-		"apiBurst": d.APIBurst, "maxConcurrentReconciles": d.MaxConcurrentReconciles,
+		"minURLLifetime": d.MinURLLifetime,
+		"apiBurst":       d.APIBurst, "maxConcurrentReconciles": d.MaxConcurrentReconciles,
 		"kubeAPIQPS": manager.DefaultKubeAPIQPS, "kubeAPIBurst": manager.DefaultKubeAPIBurst,
 	} {
 		if got := fmt.Sprint(values.Operator[key]); !same(got, want) {
@@ -82,6 +83,7 @@ func TestDefaultsAgreeEverywhere(t *testing.T) {
 		"`--max-poll-interval`":                {d.MaxPollInterval},
 		"`--request-timeout`":                  {d.RequestTimeout},
 		"`--default-url-ttl`":                  {d.DefaultURLTTL},
+		"`--min-url-lifetime`":                 {d.MinURLLifetime},
 		"`--api-qps`, `--api-burst`":           {d.APIQPS, d.APIBurst},
 		"`--max-concurrent-reconciles`":        {d.MaxConcurrentReconciles},
 		"`--kube-api-qps`, `--kube-api-burst`": {manager.DefaultKubeAPIQPS, manager.DefaultKubeAPIBurst},

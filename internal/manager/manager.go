@@ -44,6 +44,9 @@ type Options struct {
 	// DefaultURLTTL is the lifetime assumed for signed URLs whose expiry cannot be read from the URL;
 	// such URLs are replaced after two thirds of it.
 	DefaultURLTTL time.Duration
+	// MinURLLifetime is the least time a signed URL must have left when it is handed out to be
+	// published; one already expired or expiring sooner is refused (URLExpired) and asked for again.
+	MinURLLifetime time.Duration
 	// APIQPS and APIBurst are the most calls per second, and at once, made with one API key (each key
 	// has its own budget, shared by the TaskDownloads using it; internal/budget). Within that ceiling the
 	// rate is learned from the platform's 429 answers.
@@ -82,6 +85,9 @@ const (
 	DefaultLeaseDuration = 15 * time.Second
 	DefaultRenewDeadline = 10 * time.Second
 	DefaultRetryPeriod   = 2 * time.Second
+	// DefaultMinURLLifetime is --min-url-lifetime's default: a URL with less left than this could not
+	// be downloaded from by the pods it is published for.
+	DefaultMinURLLifetime = 5 * time.Second
 )
 
 // DefaultOptions returns the defaults documented for the manager's flags.
@@ -92,6 +98,7 @@ func DefaultOptions() Options {
 		MaxPollInterval:         5 * time.Minute,
 		RequestTimeout:          pixxel.DefaultTimeout,
 		DefaultURLTTL:           time.Hour,
+		MinURLLifetime:          DefaultMinURLLifetime,
 		APIQPS:                  200,
 		APIBurst:                20,
 		MaxConcurrentReconciles: 64,
@@ -109,6 +116,9 @@ func (o Options) Validate() error {
 	}
 	if o.DefaultURLTTL <= 0 {
 		errs = append(errs, errors.New("--default-url-ttl must be positive"))
+	}
+	if o.MinURLLifetime < 0 {
+		errs = append(errs, errors.New("--min-url-lifetime must not be negative"))
 	}
 	if o.RequestTimeout <= 0 {
 		errs = append(errs, errors.New("--request-timeout must be positive"))
@@ -223,6 +233,7 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 		PollInterval:    o.PollInterval,
 		MaxPollInterval: o.MaxPollInterval,
 		DefaultURLTTL:   o.DefaultURLTTL,
+		MinURLLifetime:  o.MinURLLifetime,
 		Clock:           o.Clock,
 	}
 	if err := r.SetupWithManager(mgr, controller.SetupOptions{

@@ -244,9 +244,12 @@ func (c *Client) requestDownload(ctx context.Context, apiKey string, task Task) 
 		return nil, &TransportError{Op: "reading answer to PUT " + endpoint.Path, Err: unwrapURLError(err)}
 	}
 
+	// The one place the API key is taken out of what the platform answered: every text of the answer
+	// that reaches an error, a log or status is redacted here, once, with the key compiled once.
+	key := signedurl.NewRedactor(apiKey)
 	if resp.StatusCode != http.StatusOK {
 		apiErr := c.decodeError(resp, body)
-		apiErr.Code, apiErr.Message, apiErr.Details = redactKey(apiErr.Code, apiKey), redactKey(apiErr.Message, apiKey), redactKey(apiErr.Details, apiKey)
+		apiErr.Code, apiErr.Message, apiErr.Details = key.Redact(apiErr.Code), key.Redact(apiErr.Message), key.Redact(apiErr.Details)
 		return nil, apiErr
 	}
 	d, err := DecodeDownload(body)
@@ -256,12 +259,13 @@ func (c *Client) requestDownload(ctx context.Context, apiKey string, task Task) 
 	if err := d.Validate(task); err != nil {
 		return nil, err
 	}
-	d.Status = redactKey(signedurl.CleanText(d.Status), apiKey)
+	if key.Contains(d.SignedURL) {
+		// Published, the URL would hand the key to everyone who may read the target or status.
+		return nil, &InvalidResponseError{Reason: "signed_url contains the API key; not published"}
+	}
+	d.Status = key.Redact(signedurl.CleanText(d.Status))
 	return d, nil
 }
-
-// redactKey removes the API key, and anything the platform echoes of it, from a text it answered.
-func redactKey(text, apiKey string) string { return signedurl.RedactSecret(text, apiKey) }
 
 // endpoint builds the request URL, escaping each ID as exactly one path segment.
 func (c *Client) endpoint(task Task) *url.URL {

@@ -195,6 +195,10 @@ func TestRequestDownloadRejectsInvalidAnswers(t *testing.T) {
 		{"ftp URL", fakepixxel.Ready("ftp://s.example/x.zip?sig=SECRET")},
 		{"other task", fakepixxel.Response{Status: "ready", SignedURL: "https://s.example/x?sig=SECRET", Answer: func(a *fakepixxel.Answer) { a.ID = "task-9" }}},
 		{"other job", fakepixxel.Response{Status: "pending", Answer: func(a *fakepixxel.Answer) { a.JobID = "job-9" }}},
+		// A URL that echoes the key would publish it to everyone who may read the target or status.
+		{"key in the query", fakepixxel.Ready("https://s.example/x.zip?sig=SECRET&key=" + apiKey)},
+		{"key in the path", fakepixxel.Ready("https://s.example/" + apiKey + "/x.zip?sig=SECRET")},
+		{"part of the key", fakepixxel.Ready("https://s.example/x.zip?sig=SECRET&k=" + apiKey[3:15])},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
@@ -205,6 +209,7 @@ func TestRequestDownloadRejectsInvalidAnswers(t *testing.T) {
 			var invalid *pixxel.InvalidResponseError
 			g.Expect(errors.As(err, &invalid)).To(BeTrue(), "got %v", err)
 			g.Expect(err.Error()).NotTo(ContainSubstring("SECRET"))
+			g.Expect(err.Error()).NotTo(ContainSubstring(apiKey[3:15]))
 		})
 	}
 }

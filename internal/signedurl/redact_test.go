@@ -2,6 +2,7 @@ package signedurl
 
 import (
 	"errors"
+	"math/rand/v2"
 	"net/url"
 	"strings"
 	"testing"
@@ -67,5 +68,69 @@ func TestRedactSecret(t *testing.T) {
 	}
 	if got := RedactSecret("text", ""); got != "text" {
 		t.Errorf("empty secret: %q", got)
+	}
+}
+
+// naiveRedact is the quadratic definition Redactor must agree with: from left to right, the longest
+// prefix of the rest of the text that occurs in the secret, when at least eight bytes long.
+func naiveRedact(text, secret string) string {
+	if len(secret) < minEchoLen {
+		return strings.ReplaceAll(text, secret, Redacted)
+	}
+	var b strings.Builder
+	for i := 0; i < len(text); {
+		best := 0
+		for n := len(text) - i; n >= minEchoLen; n-- {
+			if strings.Contains(secret, text[i:i+n]) {
+				best = n
+				break
+			}
+		}
+		if best > 0 {
+			b.WriteString(Redacted)
+			i += best
+			continue
+		}
+		b.WriteByte(text[i])
+		i++
+	}
+	return b.String()
+}
+
+func TestRedactorAgreesWithDefinition(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const alphabet = "ab01"
+	random := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = alphabet[rng.IntN(len(alphabet))]
+		}
+		return string(b)
+	}
+	for range 2000 {
+		secret, text := random(rng.IntN(40)+1), random(rng.IntN(80))
+		if rng.IntN(2) == 0 && len(secret) > 3 {
+			// Splice parts of the secret in, so that long runs occur.
+			i := rng.IntN(len(secret) - 2)
+			text += secret[i:] + random(3) + secret[:i+2]
+		}
+		r := NewRedactor(secret)
+		want := naiveRedact(text, secret)
+		if got := r.Redact(text); got != want {
+			t.Fatalf("Redact(%q) with secret %q = %q, want %q", text, secret, got, want)
+		}
+		if got := r.Contains(text); got != (want != text) {
+			t.Fatalf("Contains(%q) with secret %q = %v, want %v", text, secret, got, want != text)
+		}
+	}
+}
+
+// BenchmarkRedactHugeSecret redacts an error text of 3 KiB with a 900 KiB secret, the case that took
+// 13.5 s per reconcile when each position of the text was compared with each position of the secret.
+func BenchmarkRedactHugeSecret(b *testing.B) {
+	secret := strings.Repeat("k3y-", 900<<10/4)
+	text := strings.Repeat("task 404: workflow wf-0123 job jb-4567 not found; ", 3<<10/50)
+	for b.Loop() {
+		RedactSecret(text, secret)
 	}
 }

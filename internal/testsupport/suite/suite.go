@@ -1,5 +1,5 @@
 // Package suite is the one TestMain of the envtest suites (internal/controllertest, internal/keybudgettest,
-// internal/schedulinggate): a real kube-apiserver and etcd with the operator's CRDs, a fake platform, and
+// internal/tenancytest, internal/schedulinggate): a real kube-apiserver and etcd with the operator's CRDs, a fake platform, and
 // a client, started once per package; whatever the suite starts on top (the manager) is stopped with them.
 package suite
 
@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	"k8s.io/client-go/rest"
@@ -16,6 +17,7 @@ import (
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managertest"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
@@ -40,6 +42,35 @@ func (e *Env) Defer(f func()) { e.stops = append(e.stops, f) }
 // Check adds a check of what the whole suite left behind (its logs, say), run after the tests: an
 // error fails the package.
 func (e *Env) Check(f func() error) { e.checks = append(e.checks, f) }
+
+// StartLoadManager starts the operator with o the way the load suites do (internal/keybudgettest,
+// internal/tenancytest): its client and the returned administrator's client unthrottled, so that the
+// operator's own limits, not client-go's, set the pace; stopped after the tests. The operator uses
+// managerConfig (an identity of its own, say), or the administrator's Config when nil. After the
+// tests, the suite fails if logs holds any of keys.
+func (e *Env) StartLoadManager(managerConfig *rest.Config, o manager.Options, logs fmt.Stringer, keys ...string) (client.Client, error) {
+	if managerConfig == nil {
+		managerConfig = e.Config
+	}
+	c, err := client.New(envtestutil.Unthrottled(e.Config), client.Options{Scheme: manager.NewScheme()})
+	if err != nil {
+		return nil, err
+	}
+	stop, err := managertest.Start(envtestutil.Unthrottled(managerConfig), o)
+	if err != nil {
+		return nil, err
+	}
+	e.Defer(stop)
+	e.Check(func() error {
+		for _, key := range keys {
+			if strings.Contains(logs.String(), key) {
+				return fmt.Errorf("the operator's logs contain the API key %q", key)
+			}
+		}
+		return nil
+	})
+	return c, nil
+}
 
 // Main starts the API server, the fake and the client, lets setup configure the suite (start the
 // manager, create namespaces), runs the tests and the checks, and stops everything, newest first. It
