@@ -50,8 +50,9 @@ var plainMD5ETag = regexp.MustCompile(`^"?([0-9a-fA-F]{32})"?$`)
 //   - x-amz-checksum-* (S3, when the object was uploaded with one), unless it is a multipart
 //     upload's composite checksum (which ends in "-N");
 //   - Content-MD5, on a 200 only (on a 206 it covers the part);
-//   - an ETag that is a plain MD5 (S3's single-part uploads), unless S3 says the object is encrypted
-//     with KMS or a customer key, whose ETags are not the MD5 of the data.
+//   - an ETag that is a plain MD5, from S3 or a storage that answers like it (x-amz-request-id): its
+//     single-part uploads' ETags are the MD5 of the data, unless S3 says the object is encrypted with
+//     KMS or a customer key. Other servers' 32-hex-digit ETags can be any hash of anything.
 func digestOf(h http.Header, whole bool) digest {
 	found := map[string]string{}
 	if enc := h.Get("X-Goog-Stored-Content-Encoding"); enc == "" || enc == "identity" {
@@ -74,7 +75,8 @@ func digestOf(h http.Header, whole bool) digest {
 		found["md5"] = fromBase64(v)
 	}
 	sse := h.Get("X-Amz-Server-Side-Encryption")
-	if m := plainMD5ETag.FindStringSubmatch(h.Get("ETag")); m != nil && found["md5"] == "" &&
+	s3 := h.Get("X-Amz-Request-Id") != ""
+	if m := plainMD5ETag.FindStringSubmatch(h.Get("ETag")); m != nil && s3 && found["md5"] == "" &&
 		!strings.HasPrefix(sse, "aws:kms") && h.Get("X-Amz-Server-Side-Encryption-Customer-Algorithm") == "" {
 		found["md5"] = strings.ToLower(m[1])
 	}
