@@ -51,7 +51,7 @@ func TestEveryKustomizationBuilds(t *testing.T) {
 	NewWithT(t).Expect(dirs).To(ContainElements("config/default", "config/base", "config/flux"))
 	// The optional parts are Components, which an overlay turns on without editing config/default.
 	NewWithT(t).Expect(components).To(ConsistOf("config/prometheus", "config/grafana", "config/network-policy",
-		"config/components/scheduling-gates", "config/components/injection"))
+		"config/components/scheduling-gates", "config/components/injection", "config/components/least-privilege"))
 	for _, dir := range dirs {
 		out, stderr, err := run(t, "kustomize", "build", dir)
 		if err != nil {
