@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -95,11 +94,7 @@ func (f *injectionFlags) options(namespace string, tlsOpts []func(*tls.Config)) 
 			WebhookConfiguration: f.webhookConfig,
 			DNSName:              fmt.Sprintf("%s.%s.svc", f.service, namespace),
 		}
-		for name := range strings.SplitSeq(f.extraDNSNames, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				o.Rotation.ExtraDNSNames = append(o.Rotation.ExtraDNSNames, name)
-			}
-		}
+		o.Rotation.ExtraDNSNames = injection.List(f.extraDNSNames)
 	}
 	return o, nil
 }

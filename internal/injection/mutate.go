@@ -103,9 +103,8 @@ func Names(pod *corev1.Pod) ([]string, error) {
 			downloadsv1alpha1.LabelInject, downloadsv1alpha1.AnnotationTaskDownloads)
 	}
 	var names []string
-	for name := range strings.SplitSeq(value, ",") {
-		name = strings.TrimSpace(name)
-		if name == "" || slices.Contains(names, name) {
+	for _, name := range List(value) {
+		if slices.Contains(names, name) {
 			continue
 		}
 		if errs := validation.IsDNS1123Label(name); len(errs) > 0 || len(name) > MaxNameLength {
@@ -121,13 +120,18 @@ func Names(pod *corev1.Pod) ([]string, error) {
 
 // Injected returns the TaskDownloads a previous admission injected into pod.
 func Injected(pod *corev1.Pod) []string {
-	var names []string
-	for name := range strings.SplitSeq(pod.Annotations[downloadsv1alpha1.AnnotationInjected], ",") {
-		if name = strings.TrimSpace(name); name != "" {
-			names = append(names, name)
+	return List(pod.Annotations[downloadsv1alpha1.AnnotationInjected])
+}
+
+// List splits a comma-separated annotation or flag value, trimmed, leaving out empty items.
+func List(s string) []string {
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" {
+			items = append(items, item)
 		}
 	}
-	return names
+	return items
 }
 
 // Inject adds to pod what each source needs, skipping those a previous admission injected, and returns
@@ -208,10 +212,7 @@ func podOptions(pod *corev1.Pod, cfg Config) (options, error) {
 	o.containers = apps
 	if v, ok := a[downloadsv1alpha1.AnnotationContainers]; ok {
 		o.containers = nil
-		for name := range strings.SplitSeq(v, ",") {
-			if name = strings.TrimSpace(name); name == "" {
-				continue
-			}
+		for _, name := range List(v) {
 			if !slices.Contains(apps, name) {
 				return o, refuse("annotation %s: the pod has no app container %q (its containers: %s); "+
 					"downloads are mounted only into app containers", downloadsv1alpha1.AnnotationContainers,

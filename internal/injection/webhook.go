@@ -109,21 +109,22 @@ func (w *Webhook) handle(ctx context.Context, req admission.Request) admission.R
 		return admission.Denied(err.Error())
 	}
 	sources, found, err := w.sources(ctx, namespace, names)
+	var added []string
 	if err == nil {
-		var added []string
-		if added, err = Inject(pod, sources, w.Config); err == nil {
-			if len(added) == 0 {
-				return admission.Allowed("the TaskDownloads were injected before")
-			}
-			logf.FromContext(ctx).V(1).Info("Injected", "namespace", namespace, "taskDownloads", added)
-			return patchResponse(original, pod)
-		}
+		added, err = Inject(pod, sources, w.Config)
 	}
 	if refusal, ok := errors.AsType[*Refusal](err); ok {
 		w.reportRefusal(found, podName(pod, req), refusal, ptr.Deref(req.DryRun, false))
 		return admission.Denied(refusal.Error())
 	}
-	return admission.Errored(http.StatusInternalServerError, err)
+	if err != nil {
+		return admission.Errored(http.StatusInternalServerError, err)
+	}
+	if len(added) == 0 {
+		return admission.Allowed("the TaskDownloads were injected before")
+	}
+	logf.FromContext(ctx).V(1).Info("Injected", "namespace", namespace, "taskDownloads", added)
+	return patchResponse(original, pod)
 }
 
 // sources reads the named TaskDownloads; found are those that exist, to report a refusal on.
