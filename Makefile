@@ -86,7 +86,7 @@ test: manifests generate fmt vet envtest-assets kustomize helm image ## Run all 
 # and httptest fakes. The envtest suites (internal/controllertest, internal/*test, and the envtest tests
 # in internal/metrics, internal/recorder, internal/schedulinggate) run only under make test.
 UNIT_PKGS ?= ./cmd/... ./hack/bench ./hack/benchfetch ./internal/budget ./internal/controller ./internal/fetch ./internal/injection \
-	./internal/manager ./internal/pixxel ./internal/signedurl ./internal/tlsroots ./internal/testsupport/envtestutil \
+	./internal/manager ./internal/pixxel ./internal/signedurl ./internal/target ./internal/tlsroots ./internal/testsupport/envtestutil \
 	./internal/testsupport/fakepixxel ./internal/testsupport/teardown
 
 .PHONY: test-unit

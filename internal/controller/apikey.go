@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
@@ -82,7 +81,7 @@ func checkAPIKey(secretName, dataKey, key string) *failure {
 // readAPIKey is the API-key step: it reads the key from the TaskDownload's Secret into the scope. A
 // missing Secret, key or value is a failure the user must fix; the Secret watch brings the object back
 // when they do. The value is read from the API server only when the Secret changed since last read.
-func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (ctrl.Result, error) {
+func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (outcome, error) {
 	ref := s.td.Spec.APIKeySecretRef
 	dataKey := ref.Key
 	if dataKey == "" {
@@ -95,7 +94,7 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (ctrl
 		if err := r.SecretMeta.Get(ctx, name, meta); err == nil {
 			if v, ok := r.keys.lookup(name, meta.ResourceVersion, dataKey); ok {
 				s.apiKey, s.secretVersion = v, meta.ResourceVersion
-				return ctrl.Result{}, nil
+				return outcome{}, nil
 			}
 		}
 	}
@@ -104,22 +103,22 @@ func (r *TaskDownloadReconciler) readAPIKey(ctx context.Context, s *scope) (ctrl
 	if err := r.APIReader.Get(ctx, name, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.keys.forget(name)
-			return ctrl.Result{}, secretNotFound(ref.Name, s.td.Namespace)
+			return outcome{}, secretNotFound(ref.Name, s.td.Namespace)
 		}
-		return ctrl.Result{}, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
+		return outcome{}, fmt.Errorf("reading API key Secret %s: %w", ref.Name, err)
 	}
 	value, ok := secret.Data[dataKey]
 	if !ok {
-		return ctrl.Result{}, secretKeyNotFound(ref.Name, dataKey)
+		return outcome{}, secretKeyNotFound(ref.Name, dataKey)
 	}
 	key := strings.TrimSpace(string(value))
 	if key == "" {
-		return ctrl.Result{}, secretKeyEmpty(ref.Name, dataKey)
+		return outcome{}, secretKeyEmpty(ref.Name, dataKey)
 	}
 	if f := checkAPIKey(ref.Name, dataKey, key); f != nil {
-		return ctrl.Result{}, f
+		return outcome{}, f
 	}
 	r.keys.store(name, secret.ResourceVersion, dataKey, key)
 	s.apiKey, s.secretVersion = key, secret.ResourceVersion
-	return ctrl.Result{}, nil
+	return outcome{}, nil
 }

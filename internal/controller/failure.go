@@ -6,11 +6,11 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/budget"
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // retryKind says when to try again after a failure.
@@ -89,10 +89,10 @@ func taskFailed(taskStatus string) *failure {
 
 // targetConflict is the failure of a target name taken by an object this TaskDownload does not
 // control. The operator never touches such an object; it looks again every --max-poll-interval.
-func targetConflict(kind downloadsv1alpha1.TargetKind, name string) *failure {
+func targetConflict(ref target.Ref) *failure {
 	return &failure{reason: downloadsv1alpha1.ReasonTargetConflict, retry: retrySlow, stalled: true,
 		message: fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
-			"delete or rename it, or choose another spec.target.name", kind, name)}
+			"delete or rename it, or choose another spec.target.name", ref.Kind.Name(), ref.Name)}
 }
 
 // classify maps an error from the platform API client to the operator's response. With the
@@ -167,29 +167,22 @@ func apiErrorMessage(e *pixxel.Error) string {
 	return msg
 }
 
-// requeue maps what the steps returned to when the object is reconciled next. It is the only place
-// that turns an error into a schedule: a failure by its retry kind; any other error (the Kubernetes
-// API's) goes to controller-runtime, which retries it with its own backoff.
-func (r *TaskDownloadReconciler) requeue(key types.NamespacedName, result ctrl.Result, err error) (ctrl.Result, error) {
-	if err == nil {
-		return result, nil
-	}
-	f, ok := errors.AsType[*failure](err)
-	if !ok {
-		return ctrl.Result{}, err
-	}
+// retryDelay is when a reconcile that ended in failure f is tried again, by f's retry kind; zero for
+// a failure that waits for the user (the Secret watch, a spec change or the requested-at annotation
+// brings the object back). It is the only place that turns a failure into a schedule.
+func (r *TaskDownloadReconciler) retryDelay(key types.NamespacedName, f *failure) time.Duration {
 	switch f.retry {
 	case retryNever:
 		r.backoff.forget(key)
-		return ctrl.Result{}, nil
+		return 0
 	case retrySlow:
-		return ctrl.Result{RequeueAfter: r.MaxPollInterval}, nil
+		return r.MaxPollInterval
 	case retryAfter:
 		if f.delay > 0 {
-			return ctrl.Result{RequeueAfter: f.delay}, nil
+			return f.delay
 		}
 	}
-	return ctrl.Result{RequeueAfter: r.backoff.next(key)}, nil
+	return r.backoff.next(key)
 }
 
 // isFailure tells a failure (recorded in status) from a Kubernetes API error (retried as a whole).

@@ -8,8 +8,9 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	ctrl "sigs.k8s.io/controller-runtime"
+	clocktesting "k8s.io/utils/clock/testing"
 
 	v1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/budget"
@@ -95,34 +96,64 @@ func TestFailureBackoffDoublesWithJitterUpToMax(t *testing.T) {
 	g.Expect(p.next(key)).To(BeNumerically("<", 120*time.Millisecond), "forget starts over")
 }
 
-func TestRequeueMapsEachRetryKind(t *testing.T) {
-	r := &TaskDownloadReconciler{MaxPollInterval: time.Minute, backoff: newFailureBackoff(time.Second, time.Minute)}
+// nextReconcile is when an object is reconciled again: by the failure's retry kind, else when the steps
+// asked (a poll counted from its call), never later than just after the published URL's expiry.
+func TestNextReconcile(t *testing.T) {
+	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	r := &TaskDownloadReconciler{MaxPollInterval: time.Minute, PollInterval: time.Second,
+		backoff: newFailureBackoff(time.Second, time.Minute), Clock: clocktesting.NewFakePassiveClock(now)}
 	key := keyFor("ns", "requeue")
+	expiresIn := func(d time.Duration) v1.TaskDownloadStatus {
+		return v1.TaskDownloadStatus{ExpiresAt: &metav1.Time{Time: now.Add(d)}}
+	}
 	for _, tc := range []struct {
 		name    string
-		err     error
+		failure *failure
+		out     outcome
+		status  v1.TaskDownloadStatus
 		want    time.Duration
-		wantErr bool
+		// jittered: the backoff's delay, ±10 %
+		jittered bool
 	}{
-		{"no error keeps the steps' result", nil, 7 * time.Second, false},
-		{"never: wait for the user", &failure{retry: retryNever}, 0, false},
-		{"slow: the maximum poll interval", &failure{retry: retrySlow}, time.Minute, false},
-		{"after: the server's delay", &failure{retry: retryAfter, delay: 3 * time.Second}, 3 * time.Second, false},
-		{"after without a delay: the backoff", &failure{retry: retryAfter}, time.Second, false},
-		{"a Kubernetes error goes to controller-runtime", fmt.Errorf("conflict"), 0, true},
+		{name: "no failure keeps the steps' requeue", out: outcome{requeueAfter: 7 * time.Second}, want: 7 * time.Second},
+		{name: "nothing due", want: 0},
+		{name: "never: wait for the user", failure: &failure{retry: retryNever}, out: outcome{requeueAfter: 7 * time.Second}},
+		{name: "slow: the maximum poll interval", failure: &failure{retry: retrySlow}, want: time.Minute},
+		{name: "after: the server's delay", failure: &failure{retry: retryAfter, delay: 3 * time.Second}, want: 3 * time.Second},
+		{name: "after without a delay: the backoff", failure: &failure{retry: retryAfter}, want: time.Second, jittered: true},
+		{name: "a poll counts from its call", out: outcome{requeueAfter: 10 * time.Second, polled: now.Add(-4 * time.Second)},
+			want: 6 * time.Second},
+		{name: "a slow call still leaves half the delay", out: outcome{requeueAfter: 10 * time.Second, polled: now.Add(-9 * time.Second)},
+			want: 5 * time.Second},
+		{name: "the published URL expires first", out: outcome{requeueAfter: time.Hour}, status: expiresIn(2 * time.Second),
+			want: 2*time.Second + expiryGrace},
+		{name: "a failure's retry is capped by the expiry too", failure: &failure{retry: retrySlow}, status: expiresIn(time.Second),
+			want: time.Second + expiryGrace},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			r.backoff.forget(key)
-			res, err := r.requeue(key, ctrl.Result{RequeueAfter: 7 * time.Second}, tc.err)
-			g.Expect(err != nil).To(Equal(tc.wantErr))
-			if tc.want == time.Second {
-				g.Expect(res.RequeueAfter).To(BeNumerically("~", time.Second, 100*time.Millisecond))
+			s := &scope{key: key, now: now, obs: observation{failure: tc.failure}}
+			got := r.nextReconcile(s, tc.out, tc.status).RequeueAfter
+			if tc.jittered {
+				g.Expect(got).To(BeNumerically("~", tc.want, tc.want/10))
 				return
 			}
-			g.Expect(res.RequeueAfter).To(Equal(tc.want))
+			g.Expect(got).To(Equal(tc.want))
 		})
 	}
+}
+
+// A reconcile's steps merge into the soonest requeue, which keeps its own origin (a poll's call).
+func TestOutcomeAnd(t *testing.T) {
+	g := NewWithT(t)
+	sent := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	poll := outcome{requeueAfter: 5 * time.Second, polled: sent}
+	g.Expect(outcome{}.and(poll)).To(Equal(poll))
+	g.Expect(poll.and(outcome{})).To(Equal(poll), "nothing due does not replace a requeue")
+	g.Expect(poll.and(outcome{requeueAfter: time.Second})).To(Equal(outcome{requeueAfter: time.Second}))
+	g.Expect(outcome{requeueAfter: time.Second}.and(poll)).To(Equal(outcome{requeueAfter: time.Second}))
+	g.Expect(outcome{done: true}.and(poll)).To(Equal(outcome{requeueAfter: 5 * time.Second, polled: sent, done: true}))
 }
 
 func keyFor(namespace, name string) types.NamespacedName {

@@ -34,7 +34,7 @@ func healthRows() map[string]*v1.TaskDownload {
 	}
 	expires := &metav1.Time{Time: summarizeNow.Add(time.Hour)}
 	pub := &publication{signedURL: "https://s/x", taskStatus: "ready", expiresAt: expires,
-		task: v1.TaskRef{WorkflowID: "w", JobID: "j", TaskID: "t"}}
+		task: v1.TaskRef{WorkflowID: "w", JobID: "j", TaskID: "t"}, obtainedAt: summarizeNow}
 	fresh := v1.TaskDownloadStatus{ObservedGeneration: -1}
 	pendingAnswer := observation{requested: true, answered: true, taskStatus: "pending", pending: true,
 		pendingSince: &metav1.MicroTime{Time: summarizeNow}}

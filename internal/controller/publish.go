@@ -5,45 +5,46 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/signedurl"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // publish is the step that writes a URL the platform just handed out to the target, if any, prunes
 // targets the spec no longer names, and records the publication for status (which shows the URL
 // unless the target is a Secret). The next reconcile is due when the URL should be refreshed.
-func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (ctrl.Result, error) {
+func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (outcome, error) {
 	if s.obs.signedURL == "" {
-		return ctrl.Result{}, nil
+		return outcome{}, nil
 	}
 	td := s.td
 	expiresAt, f := r.expiryOf(s.obs.signedURL, s.now)
 	if f != nil {
 		s.log.Info("Signed URL not published", "reason", f.reason, "message", f.message)
-		return ctrl.Result{}, f
+		return outcome{}, f
 	}
 	pub := publication{
 		signedURL: s.obs.signedURL, taskStatus: s.obs.taskStatus, expiresAt: expiresAt, task: specTask(td),
+		obtainedAt: obtainedAt(s.now),
 	}
-	kind, _, hasTarget := targetKey(td)
+	ref, hasTarget := target.Of(td)
 	if hasTarget {
-		existing, err := r.getTarget(ctx, td)
+		existing, err := r.getTarget(ctx, td, ref)
 		if err != nil {
-			return ctrl.Result{}, err
+			return outcome{}, err
 		}
-		if err := r.writeTarget(ctx, td, existing, pub); err != nil {
-			return ctrl.Result{}, err
+		if err := r.writeTarget(ctx, td, ref, existing, pub); err != nil {
+			return outcome{}, err
 		}
 	}
 	if err := r.pruneTargets(ctx, td); err != nil {
-		return ctrl.Result{}, err
+		return outcome{}, err
 	}
 	r.backoff.forget(s.key)
 
 	s.obs.published, s.obs.targetDesc = &pub, describeTarget(td)
-	if kind != downloadsv1alpha1.TargetSecret {
+	if !hasTarget || ref.Kind.URLInStatus() {
 		s.obs.statusURL = pub.signedURL
 	}
 	previous := td.Status.SignedURL
@@ -57,11 +58,11 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (ctrl.Re
 	if td.Spec.RefreshBefore != nil {
 		before = &td.Spec.RefreshBefore.Duration
 	}
-	refresh, clamped := refreshAtFor(obtainedAt(s.now), expires, before, r.DefaultURLTTL)
+	refresh, clamped := refreshAtFor(pub.obtainedAt, expires, before, r.DefaultURLTTL)
 	s.obs.refreshClamped = clamped
 	s.log.Info("Published signed URL", "target", s.obs.targetDesc, "url", signedurl.Redact(pub.signedURL),
 		"expiresAt", pub.expiresAt, "refreshAt", refresh, "refreshBeforeClamped", clamped)
-	return ctrl.Result{RequeueAfter: refresh.Sub(s.now)}, nil
+	return outcome{requeueAfter: refresh.Sub(s.now)}, nil
 }
 
 // expiryOf reads when a URL handed out at now expires; nil when the URL does not say (then
@@ -82,11 +83,11 @@ func (r *TaskDownloadReconciler) expiryOf(signedURL string, now time.Time) (*met
 // a task the spec no longer names, and nothing new was published: no reader is handed a URL that can
 // only fail or that downloads the wrong task's outputs. It runs after the other steps whatever they
 // decided, so that the target shows the platform's latest status.
-func (r *TaskDownloadReconciler) withdraw(ctx context.Context, s *scope) error {
+func (r *TaskDownloadReconciler) withdraw(ctx context.Context, s *scope) (outcome, error) {
 	td := s.td
 	st := td.Status
 	if s.obs.published != nil {
-		return nil
+		return outcome{}, nil
 	}
 	switch {
 	case st.ExpiresAt != nil && !s.now.Before(st.ExpiresAt.Time):
@@ -94,21 +95,21 @@ func (r *TaskDownloadReconciler) withdraw(ctx context.Context, s *scope) error {
 	case publishedForAnotherTask(td):
 		s.obs.withdrawn = withdrawnOtherTask
 	default:
-		return nil
+		return outcome{}, nil
 	}
 	s.obs.targetDesc = describeTarget(td)
-	if _, _, hasTarget := targetKey(td); hasTarget {
-		existing, err := r.getTarget(ctx, td)
+	if ref, hasTarget := target.Of(td); hasTarget {
+		existing, err := r.getTarget(ctx, td, ref)
 		if err != nil && !isFailure(err) {
-			return err
+			return outcome{}, err
 		}
 		if existing != nil {
 			taskStatus := st.TaskStatus
 			if s.obs.answered {
 				taskStatus = s.obs.taskStatus
 			}
-			if err := r.writeTarget(ctx, td, existing, publication{taskStatus: taskStatus}); err != nil {
-				return err
+			if err := r.writeTarget(ctx, td, ref, existing, publication{taskStatus: taskStatus}); err != nil {
+				return outcome{}, err
 			}
 		}
 	}
@@ -119,7 +120,7 @@ func (r *TaskDownloadReconciler) withdraw(ctx context.Context, s *scope) error {
 		s.log.Info("The spec names another task; removed the previous task's signed URL",
 			"previousWorkflowID", p.WorkflowID, "previousJobID", p.JobID, "previousTaskID", p.TaskID)
 	}
-	return nil
+	return outcome{}, nil
 }
 
 // publishedForAnotherTask tells whether the published URL is for a task the spec no longer names.

@@ -10,7 +10,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/clock"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/budget"
@@ -20,13 +19,13 @@ import (
 // requestDownload is the step that calls the platform API, once, and records its answer: a ready URL
 // for publish, a pending answer (polled again after pendingDelay) or a failure. A request the platform
 // refused for good on these very inputs is not made again (status.stalledOn survives restarts).
-func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) (ctrl.Result, error) {
+func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) (outcome, error) {
 	st := s.td.Status
 	inputs := s.inputs()
 	// Phase may still be Ready: a refresh refused for good leaves the published URL in use until it expires.
 	if st.StalledOn == inputs {
 		s.log.V(1).Info("Not asking again: the platform refused this request; change the spec, the Secret or the requested-at annotation")
-		return ctrl.Result{}, nil
+		return outcome{}, nil
 	}
 	// A wait for the package goes on across transient failures, but not across new inputs.
 	var waitingSince *metav1.MicroTime
@@ -47,7 +46,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 	if deferred && s.inputsHandled() &&
 		apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil {
 		s.log.V(1).Info("Call deferred by the API key's budget", "retryAfter", after)
-		return ctrl.Result{RequeueAfter: after}, nil
+		return outcome{requeueAfter: after}, nil
 	}
 	// A deferred call was not made: the inputs are not handled yet and no request time is recorded.
 	if !deferred {
@@ -60,14 +59,14 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 			s.obs.pendingSince = waitingSince
 		}
 		s.log.Info("Download request failed", "reason", f.reason, "message", f.message)
-		return ctrl.Result{}, f
+		return outcome{}, f
 	}
 	s.obs.answered, s.obs.taskStatus = true, taskStatusText(d.Status)
 
 	switch d.State() {
 	case pixxel.StateFailed:
 		s.log.Info("Download package failed", "taskStatus", s.obs.taskStatus)
-		return ctrl.Result{}, taskFailed(s.obs.taskStatus)
+		return outcome{}, taskFailed(s.obs.taskStatus)
 	case pixxel.StatePending:
 		if waitingSince == nil {
 			waitingSince = &metav1.MicroTime{Time: s.now}
@@ -75,11 +74,10 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		s.obs.pending, s.obs.pendingSince = true, waitingSince
 		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
 		s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
-		s.polled, s.pollDelay = sentAt(), delay
-		return ctrl.Result{RequeueAfter: delay}, nil
+		return outcome{requeueAfter: delay, polled: sentAt()}, nil
 	}
 	s.obs.signedURL = d.SignedURL
-	return ctrl.Result{}, nil
+	return outcome{}, nil
 }
 
 // traceSend returns a context that records when the request made with it is sent, and a function that

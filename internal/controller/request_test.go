@@ -11,7 +11,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	clocktesting "k8s.io/utils/clock/testing"
-	ctrl "sigs.k8s.io/controller-runtime"
 
 	v1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/budget"
@@ -49,7 +48,7 @@ func TestDeferredCallRecordsNoRequest(t *testing.T) {
 	g.Expect(s.obs.requested).To(BeFalse())
 	s.obs.failure = f
 
-	g.Expect(r.requeue(s.key, ctrl.Result{}, err)).To(HaveField("RequeueAfter", 2*time.Second), "at the key's turn")
+	g.Expect(r.retryDelay(s.key, f)).To(Equal(2*time.Second), "at the key's turn")
 	next := summarize(td.Status, td.Generation, s.obs, now)
 	g.Expect(next.LastHandledRequestedAt).To(BeEmpty(), "the new requested-at value is not handled by a call not made")
 	g.Expect(next.LastRequestTime).To(BeNil())

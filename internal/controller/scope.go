@@ -25,14 +25,6 @@ type scope struct {
 	apiKey        string
 	secretVersion string
 
-	// done ends the list of steps early: the reconcile needs nothing more (withdraw still runs).
-	done bool
-
-	// polled is when a pending answer's call was made, and pollDelay the schedule's delay until the
-	// next poll; the requeue is shortened at the end by the time the call and the status write took.
-	polled    time.Time
-	pollDelay time.Duration
-
 	obs observation
 }
 

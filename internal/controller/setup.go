@@ -20,12 +20,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // secretNameIndex indexes TaskDownloads by the name of their API-key Secret.
 const secretNameIndex = "spec.apiKeySecretRef.name"
 
-// publishedForIndex indexes the ConfigMaps and Secrets the operator published by the TaskDownload they
+// publishedForIndex indexes the objects (of every target.Kind) the operator published by the TaskDownload they
 // were published for (their LabelTaskDownload label), so that finding one object's targets does not
 // scan every published object in its namespace: with 10,000 TaskDownloads in one namespace, a label
 // selector on the cache checks 10,000 objects on every publish.
@@ -58,8 +59,9 @@ func ManagerCacheOptions(opts cache.Options) cache.Options {
 	if opts.ByObject == nil {
 		opts.ByObject = map[client.Object]cache.ByObject{}
 	}
-	opts.ByObject[targetMetadata(downloadsv1alpha1.TargetConfigMap)] = ManagedObjectsSelector()
-	opts.ByObject[targetMetadata(downloadsv1alpha1.TargetSecret)] = ManagedObjectsSelector()
+	for _, k := range target.Kinds() {
+		opts.ByObject[target.Metadata(k)] = ManagedObjectsSelector()
+	}
 	opts.DefaultTransform = cache.TransformStripManagedFields()
 	return opts
 }
@@ -120,8 +122,8 @@ func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOp
 		}); err != nil {
 		return fmt.Errorf("indexing TaskDownloads by Secret: %w", err)
 	}
-	for _, kind := range []downloadsv1alpha1.TargetKind{downloadsv1alpha1.TargetConfigMap, downloadsv1alpha1.TargetSecret} {
-		if err := mgr.GetFieldIndexer().IndexField(context.Background(), targetMetadata(kind), publishedForIndex,
+	for _, k := range target.Kinds() {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), target.Metadata(k), publishedForIndex,
 			publishedFor); err != nil {
 			return fmt.Errorf("indexing published objects: %w", err)
 		}
@@ -142,13 +144,14 @@ func (r *TaskDownloadReconciler) SetupWithManager(mgr ctrl.Manager, opts SetupOp
 	}
 	r.SecretMeta = secretMeta
 
-	return ctrl.NewControllerManagedBy(mgr).
+	b := ctrl.NewControllerManagedBy(mgr).
 		For(&downloadsv1alpha1.TaskDownload{}, builder.WithPredicates(
-			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).
-		Owns(&corev1.ConfigMap{}, builder.OnlyMetadata).
-		Owns(&corev1.Secret{}, builder.OnlyMetadata).
-		WatchesRawSource(source.Kind(secretMeta, secretMetadata(),
-			handler.TypedEnqueueRequestsFromMapFunc(r.requestsForSecret))).
+			predicate.Or(predicate.GenerationChangedPredicate{}, predicate.AnnotationChangedPredicate{})))
+	for _, k := range target.Kinds() {
+		b = b.Owns(k.New(), builder.OnlyMetadata)
+	}
+	return b.WatchesRawSource(source.Kind(secretMeta, secretMetadata(),
+		handler.TypedEnqueueRequestsFromMapFunc(r.requestsForSecret))).
 		WithOptions(controller.Options{MaxConcurrentReconciles: opts.MaxConcurrentReconciles}).
 		Named("taskdownload").
 		Complete(r)

@@ -35,7 +35,7 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 	}
 	drop := func(condType string) { apimeta.RemoveStatusCondition(&st.Conditions, condType) }
 
-	recordFields(&st, obs, now)
+	recordFields(&st, obs)
 
 	// Phase and conditions.
 	urlPublished := hasPublishedURL(prev) && obs.withdrawn == notWithdrawn
@@ -123,7 +123,7 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 
 // recordFields writes what a reconcile asked, was answered and published into status: everything but
 // phase and conditions.
-func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation, now time.Time) {
+func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation) {
 	if obs.requested {
 		st.LastHandledRequestedAt = obs.requestedAt
 		st.PendingSince = obs.pendingSince
@@ -145,7 +145,7 @@ func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation, now
 		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
 		task := p.task
 		st.PublishedTask = &task
-		st.LastRequestTime = &metav1.Time{Time: obtainedAt(now)}
+		st.LastRequestTime = &metav1.Time{Time: p.obtainedAt}
 	}
 }
 

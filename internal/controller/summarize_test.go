@@ -35,7 +35,8 @@ func TestSummarize(t *testing.T) {
 		[3]string{v1.ConditionReady, "False", v1.ReasonPending}, [3]string{v1.ConditionReconciling, "True", v1.ReasonPending})
 	pending.PendingSince = &metav1.MicroTime{Time: summarizeNow.Add(-time.Minute)}
 	fresh := v1.TaskDownloadStatus{ObservedGeneration: -1}
-	pub := &publication{signedURL: "https://s/new", taskStatus: "ready", task: v1.TaskRef{WorkflowID: "w", JobID: "j", TaskID: "t"}}
+	pub := &publication{signedURL: "https://s/new", taskStatus: "ready", task: v1.TaskRef{WorkflowID: "w", JobID: "j", TaskID: "t"},
+		obtainedAt: summarizeNow}
 	forbidden := classify(&pixxelError403)
 	badRequest := &failure{reason: v1.ReasonBadRequest, message: "no", retry: retryNever, stalled: true}
 	unavailable := &failure{reason: v1.ReasonAPIUnavailable, message: "down", retry: retryBackoff}

@@ -6,14 +6,13 @@ import (
 	"maps"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // publication is what a target object holds, and the task it is for.
@@ -22,37 +21,8 @@ type publication struct {
 	taskStatus string
 	expiresAt  *metav1.Time
 	task       downloadsv1alpha1.TaskRef
-}
-
-// targetKey returns the kind and name of the object the TaskDownload publishes to, if any.
-func targetKey(td *downloadsv1alpha1.TaskDownload) (downloadsv1alpha1.TargetKind, types.NamespacedName, bool) {
-	t := td.Spec.Target
-	if t == nil {
-		return "", types.NamespacedName{}, false
-	}
-	kind := t.Kind
-	if kind == "" {
-		kind = downloadsv1alpha1.TargetConfigMap
-	}
-	name := t.Name
-	if name == "" {
-		name = td.Name
-	}
-	return kind, types.NamespacedName{Namespace: td.Namespace, Name: name}, true
-}
-
-func newTargetObject(kind downloadsv1alpha1.TargetKind) client.Object {
-	if kind == downloadsv1alpha1.TargetSecret {
-		return &corev1.Secret{}
-	}
-	return &corev1.ConfigMap{}
-}
-
-// targetMetadata is an empty target of this kind as the manager's cache holds it: metadata only.
-func targetMetadata(kind downloadsv1alpha1.TargetKind) *metav1.PartialObjectMetadata {
-	m := &metav1.PartialObjectMetadata{}
-	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(kind)))
-	return m
+	// obtainedAt is when the platform handed the URL out, as status.lastRequestTime records it.
+	obtainedAt time.Time
 }
 
 // targetData renders a publication as the documented keys.
@@ -71,85 +41,61 @@ func targetData(td *downloadsv1alpha1.TaskDownload, p publication) map[string]st
 	}
 }
 
-// readData returns an existing target's keys as strings.
-func readData(obj client.Object) map[string]string {
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		return o.Data
-	case *corev1.Secret:
-		out := make(map[string]string, len(o.Data))
-		for k, v := range o.Data {
-			out[k] = string(v)
-		}
-		return out
-	}
-	return nil
-}
-
-func writeData(obj client.Object, data map[string]string) {
-	switch o := obj.(type) {
-	case *corev1.ConfigMap:
-		o.Data = maps.Clone(data)
-	case *corev1.Secret:
-		o.Type = corev1.SecretTypeOpaque
-		o.Data = make(map[string][]byte, len(data))
-		for k, v := range data {
-			o.Data[k] = []byte(v)
-		}
-	}
-}
-
 // getTargetMetadata reads the TaskDownload's target from the cache, which holds only the metadata of
 // the objects labelled as the operator's. A miss means absent or not ours: writeTarget's create tells
 // which.
-func (r *TaskDownloadReconciler) getTargetMetadata(ctx context.Context,
-	td *downloadsv1alpha1.TaskDownload) (*metav1.PartialObjectMetadata, error) {
-	kind, key, ok := targetKey(td)
-	if !ok {
-		return nil, nil
-	}
-	meta := targetMetadata(kind)
-	err := r.Get(ctx, key, meta)
+func (r *TaskDownloadReconciler) getTargetMetadata(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+	ref target.Ref) (*metav1.PartialObjectMetadata, error) {
+	meta := target.Metadata(ref.Kind)
+	err := r.Get(ctx, ref.NamespacedName, meta)
 	if apierrors.IsNotFound(err) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
 	if !metav1.IsControlledBy(meta, td) {
-		return nil, targetConflict(kind, key.Name)
+		return nil, targetConflict(ref)
 	}
 	return meta, nil
 }
 
 // getTarget reads the TaskDownload's target whole, data included, from the API server: the cache holds
 // metadata only. It is nil when the cache knows no target of ours.
-func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload) (client.Object, error) {
-	meta, err := r.getTargetMetadata(ctx, td)
+func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+	ref target.Ref) (client.Object, error) {
+	meta, err := r.getTargetMetadata(ctx, td, ref)
 	if meta == nil || err != nil {
 		return nil, err
 	}
-	kind, key, _ := targetKey(td)
-	obj := newTargetObject(kind)
-	if err := r.APIReader.Get(ctx, key, obj); err != nil {
+	return r.readTarget(ctx, td, ref)
+}
+
+// readTarget reads the TaskDownload's target whole from the API server; nil when absent. It is how the
+// operator reads its own create before the cache has seen it, too.
+func (r *TaskDownloadReconciler) readTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+	ref target.Ref) (client.Object, error) {
+	obj := ref.Kind.New()
+	if err := r.APIReader.Get(ctx, ref.NamespacedName, obj); err != nil {
 		if apierrors.IsNotFound(err) {
 			return nil, nil
 		}
-		return nil, fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
 	if !metav1.IsControlledBy(obj, td) {
-		return nil, targetConflict(kind, key.Name)
+		return nil, targetConflict(ref)
 	}
 	return obj, nil
 }
 
-// targetInSync tells whether the existing target already holds what would be published. For a Secret
-// target the URL itself is not known from status, so any non-empty URL counts.
-func targetInSync(td *downloadsv1alpha1.TaskDownload, existing client.Object, p publication) bool {
+// targetInSync tells whether the existing target, of kind k, already holds what would be published.
+// For a target whose URL is not in status (a Secret) the URL itself is not known, so any non-empty URL
+// counts.
+func targetInSync(td *downloadsv1alpha1.TaskDownload, k target.Kind, existing client.Object, p publication) bool {
 	if existing == nil {
 		return false
 	}
-	got := readData(existing)
+	got := k.Data(existing)
 	want := targetData(td, p)
 	if p.signedURL == "" {
 		if got[downloadsv1alpha1.KeySignedURL] == "" {
@@ -162,73 +108,88 @@ func targetInSync(td *downloadsv1alpha1.TaskDownload, existing client.Object, p 
 
 // writeTarget creates the target, or updates the one this TaskDownload controls, to hold p. It writes
 // nothing when the target already holds p.
-func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload, ref target.Ref,
 	existing client.Object, p publication) error {
-	kind, key, _ := targetKey(td)
 	data := targetData(td, p)
 	if existing == nil {
-		obj := newTargetObject(kind)
-		obj.SetName(key.Name)
-		obj.SetNamespace(key.Namespace)
-		obj.SetLabels(map[string]string{downloadsv1alpha1.LabelManagedBy: downloadsv1alpha1.ManagedByValue, downloadsv1alpha1.LabelTaskDownload: td.Name})
-		writeData(obj, data)
-		if err := controllerutil.SetControllerReference(td, obj, r.Scheme); err != nil {
+		created, err := r.createTarget(ctx, td, ref, data)
+		if created || err != nil {
 			return err
 		}
-		err := r.Create(ctx, obj)
-		if err == nil {
-			r.written.record(client.ObjectKeyFromObject(td), kind, key, obj.GetResourceVersion(), data)
-			return nil
-		}
-		if !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("creating %s %s: %w", kind, key.Name, err)
-		}
 		// It exists but is not in the cache: someone else's, or ours without its label.
-		existing = newTargetObject(kind)
-		if err := r.APIReader.Get(ctx, key, existing); err != nil {
-			return fmt.Errorf("reading %s %s: %w", kind, key.Name, err)
+		if existing, err = r.readTarget(ctx, td, ref); err != nil {
+			return err
 		}
-		if !metav1.IsControlledBy(existing, td) {
-			return targetConflict(kind, key.Name)
+		if existing == nil {
+			return fmt.Errorf("creating %s: it exists, yet cannot be read", ref)
 		}
 	}
-	if maps.Equal(readData(existing), data) && existing.GetLabels()[downloadsv1alpha1.LabelManagedBy] == downloadsv1alpha1.ManagedByValue {
-		r.written.record(client.ObjectKeyFromObject(td), kind, key, existing.GetResourceVersion(), data)
+	owned := existing.GetLabels()[downloadsv1alpha1.LabelManagedBy] == downloadsv1alpha1.ManagedByValue
+	if maps.Equal(ref.Kind.Data(existing), data) && owned {
+		r.written.record(client.ObjectKeyFromObject(td), ref, existing.GetResourceVersion(), data)
 		return nil
 	}
 	patch := client.MergeFromWithOptions(existing.DeepCopyObject().(client.Object), client.MergeFromWithOptimisticLock{})
-	writeData(existing, data)
-	objLabels := existing.GetLabels()
-	if objLabels == nil {
-		objLabels = map[string]string{}
-	}
-	objLabels[downloadsv1alpha1.LabelManagedBy], objLabels[downloadsv1alpha1.LabelTaskDownload] = downloadsv1alpha1.ManagedByValue, td.Name
-	existing.SetLabels(objLabels)
+	ref.Kind.SetData(existing, data)
+	existing.SetLabels(targetLabels(td, existing.GetLabels()))
 	if err := r.Patch(ctx, existing, patch); err != nil {
-		return fmt.Errorf("updating %s %s: %w", kind, key.Name, err)
+		return fmt.Errorf("updating %s: %w", ref, err)
 	}
-	r.written.record(client.ObjectKeyFromObject(td), kind, key, existing.GetResourceVersion(), data)
+	r.written.record(client.ObjectKeyFromObject(td), ref, existing.GetResourceVersion(), data)
 	return nil
+}
+
+// createTarget creates the target holding data; created is false when an object of that name exists.
+func (r *TaskDownloadReconciler) createTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload, ref target.Ref,
+	data map[string]string) (created bool, err error) {
+	obj := ref.Kind.New()
+	obj.SetName(ref.Name)
+	obj.SetNamespace(ref.Namespace)
+	obj.SetLabels(targetLabels(td, nil))
+	ref.Kind.SetData(obj, data)
+	if err := controllerutil.SetControllerReference(td, obj, r.Scheme); err != nil {
+		return false, err
+	}
+	err = r.Create(ctx, obj)
+	if apierrors.IsAlreadyExists(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("creating %s: %w", ref, err)
+	}
+	r.written.record(client.ObjectKeyFromObject(td), ref, obj.GetResourceVersion(), data)
+	return true, nil
+}
+
+// targetLabels are a target's labels with the operator's two set: managed-by, which the manager's cache
+// selects on, and the TaskDownload's name, which publishedForIndex indexes.
+func targetLabels(td *downloadsv1alpha1.TaskDownload, existing map[string]string) map[string]string {
+	out := maps.Clone(existing)
+	if out == nil {
+		out = map[string]string{}
+	}
+	out[downloadsv1alpha1.LabelManagedBy], out[downloadsv1alpha1.LabelTaskDownload] = downloadsv1alpha1.ManagedByValue, td.Name
+	return out
 }
 
 // pruneTargets deletes objects this TaskDownload published to earlier but no longer names (after
 // spec.target changed or was removed).
 func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloadsv1alpha1.TaskDownload) error {
-	kind, key, hasTarget := targetKey(td)
+	current, hasTarget := target.Of(td)
 	sel := client.MatchingFields{publishedForIndex: td.Name}
-	for _, k := range []downloadsv1alpha1.TargetKind{downloadsv1alpha1.TargetConfigMap, downloadsv1alpha1.TargetSecret} {
-		list := &metav1.PartialObjectMetadataList{}
-		list.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind(string(k) + "List"))
+	for _, k := range target.Kinds() {
+		list := target.MetadataList(k)
 		if err := r.List(ctx, list, client.InNamespace(td.Namespace), sel); err != nil {
 			return err
 		}
 		for i := range list.Items {
 			obj := &list.Items[i]
-			if !metav1.IsControlledBy(obj, td) || (hasTarget && k == kind && obj.GetName() == key.Name) {
+			stillNamed := hasTarget && current.Kind == k && obj.GetName() == current.Name
+			if !metav1.IsControlledBy(obj, td) || stillNamed {
 				continue
 			}
 			if err := r.Delete(ctx, obj, client.Preconditions{UID: new(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("deleting stale %s %s: %w", k, obj.GetName(), err)
+				return fmt.Errorf("deleting stale %s %s: %w", k.Name(), obj.GetName(), err)
 			}
 		}
 	}
@@ -237,12 +198,12 @@ func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloads
 
 // describeTarget names where the URL is published, for messages.
 func describeTarget(td *downloadsv1alpha1.TaskDownload) string {
-	kind, key, ok := targetKey(td)
-	if !ok {
+	ref, ok := target.Of(td)
+	switch {
+	case !ok:
 		return "status.signedURL"
+	case ref.Kind.URLInStatus():
+		return ref.String() + " and status.signedURL"
 	}
-	if kind == downloadsv1alpha1.TargetSecret {
-		return fmt.Sprintf("Secret %s", key.Name)
-	}
-	return fmt.Sprintf("ConfigMap %s and status.signedURL", key.Name)
+	return ref.String()
 }

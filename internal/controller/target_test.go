@@ -11,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 func TestTargetInSync(t *testing.T) {
@@ -24,6 +25,7 @@ func TestTargetInSync(t *testing.T) {
 		}
 		return d
 	}
+	cm, sec := target.KindNamed(v1.TargetConfigMap), target.KindNamed(v1.TargetSecret)
 	configMap := func(d map[string]string) client.Object { return &corev1.ConfigMap{Data: d} }
 	secret := func(d map[string]string) client.Object {
 		s := &corev1.Secret{Data: map[string][]byte{}}
@@ -34,26 +36,27 @@ func TestTargetInSync(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name     string
+		kind     target.Kind
 		existing client.Object
 		pub      publication
 		want     bool
 	}{
-		{"absent", nil, pub, false},
-		{"ConfigMap holding the publication", configMap(data(nil)), pub, true},
-		{"Secret holding the publication", secret(data(nil)), pub, true},
-		{"URL edited", configMap(data(func(d map[string]string) { d[v1.KeySignedURL] = "https://evil/x" })), pub, false},
-		{"expiry edited", configMap(data(func(d map[string]string) { d[v1.KeyExpiresAt] = "" })), pub, false},
-		{"a key removed", configMap(data(func(d map[string]string) { delete(d, v1.KeyTaskID) })), pub, false},
-		{"a key added", configMap(data(func(d map[string]string) { d["EXTRA"] = "x" })), pub, false},
-		{"another task's IDs", configMap(data(func(d map[string]string) { d[v1.KeyJobID] = "other" })), pub, false},
+		{"absent", cm, nil, pub, false},
+		{"ConfigMap holding the publication", cm, configMap(data(nil)), pub, true},
+		{"Secret holding the publication", sec, secret(data(nil)), pub, true},
+		{"URL edited", cm, configMap(data(func(d map[string]string) { d[v1.KeySignedURL] = "https://evil/x" })), pub, false},
+		{"expiry edited", cm, configMap(data(func(d map[string]string) { d[v1.KeyExpiresAt] = "" })), pub, false},
+		{"a key removed", cm, configMap(data(func(d map[string]string) { delete(d, v1.KeyTaskID) })), pub, false},
+		{"a key added", cm, configMap(data(func(d map[string]string) { d["EXTRA"] = "x" })), pub, false},
+		{"another task's IDs", cm, configMap(data(func(d map[string]string) { d[v1.KeyJobID] = "other" })), pub, false},
 		// A Secret target's URL is not in status: any URL counts, none does not.
-		{"URL unknown from status, target has one", secret(data(nil)),
+		{"URL unknown from status, target has one", sec, secret(data(nil)),
 			publication{taskStatus: "ready", expiresAt: expires}, true},
-		{"URL unknown from status, target has none", secret(data(func(d map[string]string) { d[v1.KeySignedURL] = "" })),
+		{"URL unknown from status, target has none", sec, secret(data(func(d map[string]string) { d[v1.KeySignedURL] = "" })),
 			publication{taskStatus: "ready", expiresAt: expires}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			NewWithT(t).Expect(targetInSync(td, tc.existing, tc.pub)).To(Equal(tc.want))
+			NewWithT(t).Expect(targetInSync(td, tc.kind, tc.existing, tc.pub)).To(Equal(tc.want))
 		})
 	}
 }

@@ -15,8 +15,8 @@ limitations under the License.
 */
 
 // Package controller holds the TaskDownload reconciler. One reconcile loads the object into a scope,
-// runs the steps in order (suspend, API key, keep published, request, publish, then withdraw), and
-// a deferred function summarizes status from what they observed. See docs/architecture.md.
+// runs the steps in order (suspend, API key, keep published, request, publish, then withdraw), then
+// summarizes status from what they observed and schedules the next one. See docs/architecture.md.
 package controller
 
 import (
@@ -81,21 +81,44 @@ type TaskDownloadReconciler struct {
 	written writtenTargets
 }
 
-// step is one stage of a reconcile. It reads the scope, records what it saw in s.obs, and returns
-// when the object should be reconciled again; a *failure error says why it could not go on.
-type step func(ctx context.Context, s *scope) (ctrl.Result, error)
+// step is one stage of a reconcile. It reads the scope, records what it saw in s.obs, and returns its
+// outcome; a *failure error says why it could not go on, any other error is the Kubernetes API's.
+type step func(ctx context.Context, s *scope) (outcome, error)
+
+// outcome is what a step decided about the rest of the reconcile.
+type outcome struct {
+	// requeueAfter is when the object should be reconciled again, counted from the end of this
+	// reconcile; zero when nothing is due.
+	requeueAfter time.Duration
+	// polled, for the poll of a pending package, is when its call was sent: the next poll is due
+	// requeueAfter after that call, not after this reconcile's end.
+	polled time.Time
+	// done says the steps after this one are not needed.
+	done bool
+}
+
+// and merges the outcome of a later step into o: the sooner requeue, with its origin, and done when
+// either is.
+func (o outcome) and(later outcome) outcome {
+	merged := o
+	if o.requeueAfter == 0 || (later.requeueAfter != 0 && later.requeueAfter < o.requeueAfter) {
+		merged.requeueAfter, merged.polled = later.requeueAfter, later.polled
+	}
+	merged.done = o.done || later.done
+	return merged
+}
 
 // cacheCatchUp is how long to wait for the cache to see the operator's own last status write.
 const cacheCatchUp = 100 * time.Millisecond
 
 // +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads,verbs=get;list;watch
 // +kubebuilder:rbac:groups=downloads.pixxel.space,resources=taskdownloads/status,verbs=get;patch
-// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;patch;delete
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch;delete
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create
 
-// Reconcile brings one TaskDownload's published URL up to date.
-func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (result ctrl.Result, err error) {
+// Reconcile brings one TaskDownload's published URL up to date: it runs the steps, summarizes what
+// they observed into status, and says when to come back.
+func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	td := &downloadsv1alpha1.TaskDownload{}
 	if err := r.Get(ctx, req.NamespacedName, td); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -114,74 +137,85 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	s := &scope{td: td, key: req.NamespacedName, now: r.Clock.Now(), log: logf.FromContext(ctx)}
-	defer func() { result, err = r.summarizeAndPatch(ctx, s, result, err) }()
-
-	for _, run := range []step{
-		r.checkSuspend,    // spec.suspend: no calls to the platform
-		r.readAPIKey,      // the key from the Secret, or Stalled until the Secret is fixed
-		r.keepPublished,   // a fresh URL: restore the target if needed and call nothing
-		r.requestDownload, // ask the platform once
-		r.publish,         // write a ready URL to the target
-	} {
-		var next ctrl.Result
-		next, err = run(ctx, s)
-		result = soonest(result, next)
-		if err != nil || s.done {
-			break
-		}
-	}
-	if err != nil && !isFailure(err) {
+	out, err := r.runSteps(ctx, s)
+	if err != nil {
+		// A Kubernetes API error: status is left as it was, and controller-runtime retries with its
+		// own backoff.
 		return ctrl.Result{}, err
 	}
-	// Whatever the steps decided (a failure, a pending answer, a suspension), an expired URL or one for
-	// a task the spec no longer names must go.
-	if werr := r.withdraw(ctx, s); werr != nil {
-		return ctrl.Result{}, werr
+	next, err := r.patchStatus(ctx, s)
+	if err != nil {
+		return ctrl.Result{}, err
 	}
-	return result, err
+	return r.nextReconcile(s, out, next), nil
 }
 
-// summarizeAndPatch runs after the steps: it derives the next status from what they observed, patches
-// it only when it changed, records at most one event, and turns the steps' result and error into the
-// time of the next reconcile. A Kubernetes API error is returned as is, status untouched.
-func (r *TaskDownloadReconciler) summarizeAndPatch(ctx context.Context, s *scope, result ctrl.Result, err error) (ctrl.Result, error) {
-	if f, ok := errors.AsType[*failure](err); ok {
-		s.obs.failure = f
-	} else if err != nil {
-		return ctrl.Result{}, err
+// runSteps runs the steps in order. Once one is done or fails (its failure goes to s.obs.failure),
+// the others are skipped, but not withdraw: whatever they decided (a failure, a pending answer, a
+// suspension), an expired URL, or one for a task the spec no longer names, must go.
+func (r *TaskDownloadReconciler) runSteps(ctx context.Context, s *scope) (outcome, error) {
+	var out outcome
+	for _, st := range []struct {
+		run    step
+		always bool
+	}{
+		{run: r.checkSuspend},           // spec.suspend: no calls to the platform
+		{run: r.readAPIKey},             // the key from the Secret, or Stalled until the Secret is fixed
+		{run: r.keepPublished},          // a fresh URL: restore the target if needed and call nothing
+		{run: r.requestDownload},        // ask the platform once
+		{run: r.publish},                // write a ready URL to the target
+		{run: r.withdraw, always: true}, // remove an expired URL, or another task's
+	} {
+		if (out.done || s.obs.failure != nil) && !st.always {
+			continue
+		}
+		o, err := st.run(ctx, s)
+		if f, ok := errors.AsType[*failure](err); ok {
+			s.obs.failure = f
+		} else if err != nil {
+			return outcome{}, err
+		}
+		out = out.and(o)
 	}
+	return out, nil
+}
+
+// patchStatus derives the next status from what the steps observed, patches it only when it changed,
+// and records at most one event.
+func (r *TaskDownloadReconciler) patchStatus(ctx context.Context, s *scope) (downloadsv1alpha1.TaskDownloadStatus, error) {
 	prev := s.td.Status
 	next := summarize(prev, s.td.Generation, s.obs, s.now)
-	if !equality.Semantic.DeepEqual(prev, next) {
-		before := s.td.DeepCopy()
-		s.td.Status = next
-		if perr := r.Status().Patch(ctx, s.td, client.MergeFrom(before)); perr != nil {
-			return ctrl.Result{}, fmt.Errorf("updating status: %w", perr)
-		}
-		r.guard.wrote(s.key, before.ResourceVersion, s.td.ResourceVersion)
-		if e := eventFor(prev, next, s.obs); e != nil && r.Recorder != nil {
-			r.Recorder.Eventf(s.td, nil, e.eventType, e.reason, e.action, "%s", e.message)
-		}
+	if equality.Semantic.DeepEqual(prev, next) {
+		return next, nil
 	}
-	result, err = r.requeue(s.key, result, err)
-	var expires *time.Time
-	if next.ExpiresAt != nil {
-		expires = &next.ExpiresAt.Time
+	before := s.td.DeepCopy()
+	s.td.Status = next
+	if err := r.Status().Patch(ctx, s.td, client.MergeFrom(before)); err != nil {
+		return next, fmt.Errorf("updating status: %w", err)
 	}
-	result = wakeUp(result, expires, s.now, r.PollInterval)
-	if s.pollDelay > 0 && result.RequeueAfter == s.pollDelay {
-		// The next poll is due a delay after this one's call, not after this reconcile's end.
-		result.RequeueAfter = afterCall(s.pollDelay, r.Clock.Since(s.polled))
+	r.guard.wrote(s.key, before.ResourceVersion, s.td.ResourceVersion)
+	if e := eventFor(prev, next, s.obs); e != nil && r.Recorder != nil {
+		r.Recorder.Eventf(s.td, nil, e.eventType, e.reason, e.action, "%s", e.message)
 	}
-	return result, err
+	return next, nil
 }
 
-// soonest merges two steps' results: the earlier of their requeue times, zero meaning none.
-func soonest(a, b ctrl.Result) ctrl.Result {
-	if a.RequeueAfter == 0 || (b.RequeueAfter != 0 && b.RequeueAfter < a.RequeueAfter) {
-		return b
+// nextReconcile is when the object is reconciled again: after a failure, when its retry kind says
+// (retryDelay); otherwise when the steps asked, a poll counted from its call (afterCall). Either way
+// never negative, and no later than just after the published URL's expiry (wakeUp).
+func (r *TaskDownloadReconciler) nextReconcile(s *scope, out outcome, st downloadsv1alpha1.TaskDownloadStatus) ctrl.Result {
+	after := out.requeueAfter
+	switch {
+	case s.obs.failure != nil:
+		after = r.retryDelay(s.key, s.obs.failure)
+	case !out.polled.IsZero():
+		after = afterCall(after, r.Clock.Since(out.polled))
 	}
-	return a
+	var expires *time.Time
+	if st.ExpiresAt != nil {
+		expires = &st.ExpiresAt.Time
+	}
+	return wakeUp(ctrl.Result{RequeueAfter: after}, expires, s.now, r.PollInterval)
 }
 
 func (r *TaskDownloadReconciler) forget(key types.NamespacedName) {

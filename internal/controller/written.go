@@ -8,7 +8,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 
-	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // writtenTargets remembers, for each target the operator wrote, the resourceVersion its own last
@@ -20,28 +20,21 @@ type writtenTargets struct {
 	m sync.Map // the TaskDownload's key → writtenTarget
 }
 
-type targetRef struct {
-	kind downloadsv1alpha1.TargetKind
-	key  types.NamespacedName
-}
-
 type writtenTarget struct {
-	target          targetRef
+	target          target.Ref
 	resourceVersion string
 	data            [sha256.Size]byte
 }
 
 // record notes a write of data, for the TaskDownload td, that left its target at resourceVersion.
-func (w *writtenTargets) record(td types.NamespacedName, kind downloadsv1alpha1.TargetKind, key types.NamespacedName,
-	resourceVersion string, data map[string]string) {
-	w.m.Store(td, writtenTarget{target: targetRef{kind, key}, resourceVersion: resourceVersion, data: hashData(data)})
+func (w *writtenTargets) record(td types.NamespacedName, ref target.Ref, resourceVersion string, data map[string]string) {
+	w.m.Store(td, writtenTarget{target: ref, resourceVersion: resourceVersion, data: hashData(data)})
 }
 
 // lookup returns what the operator last wrote to the TaskDownload's target, if this process wrote it.
-func (w *writtenTargets) lookup(td types.NamespacedName, kind downloadsv1alpha1.TargetKind,
-	key types.NamespacedName) (writtenTarget, bool) {
+func (w *writtenTargets) lookup(td types.NamespacedName, ref target.Ref) (writtenTarget, bool) {
 	v, ok := w.m.Load(td)
-	if !ok || v.(writtenTarget).target != (targetRef{kind, key}) {
+	if !ok || v.(writtenTarget).target != ref {
 		return writtenTarget{}, false
 	}
 	return v.(writtenTarget), true

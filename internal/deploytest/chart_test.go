@@ -4,12 +4,14 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 )
 
@@ -299,5 +301,16 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 	}
 	g.Expect(specs[0]).To(Equal(specs[1]),
 		"dist/chart/templates/rbac/least-privilege-policy.yaml differs from config/components/least-privilege")
+	// Every kind of object the operator publishes to is one the policy confines: a new target.Kind
+	// fails here until the policy names its resource.
+	var confined []any
+	rules, _, _ := unstructured.NestedSlice(specs[0], "matchConstraints", "resourceRules")
+	for _, rule := range rules {
+		confined = append(confined, rule.(map[string]any)["resources"].([]any)...)
+	}
+	for _, k := range target.Kinds() {
+		g.Expect(confined).To(ContainElement(strings.ToLower(string(k.Name()))+"s"),
+			"the least-privilege policy does not confine the operator's writes of %ss", k.Name())
+	}
 	g.Expect(kinds(helmTemplate(t, "--set", "admissionPolicy.enabled=false"))).NotTo(HaveKey("ValidatingAdmissionPolicy"))
 }

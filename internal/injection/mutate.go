@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // MaxNameLength is the longest TaskDownload name that can be injected: its volumes are named
@@ -293,15 +294,11 @@ func injectOne(pod *corev1.Pod, s Source, cfg Config, o options) error {
 // it is extracted, so the two must fit together (tar streams, but the format is only known on arrival).
 func maxBytes(sizeLimit resource.Quantity) int64 { return sizeLimit.Value() / 2 }
 
-// targetVolume mounts the TaskDownload's ConfigMap or Secret. The gate holds the pod until the
+// targetVolume mounts the TaskDownload's target (ConfigMap or Secret). The gate holds the pod until the
 // TaskDownload is Ready, so the object exists by the time the kubelet mounts it, and the kubelet updates
 // the mounted SIGNED_URL when the operator refreshes it.
 func targetVolume(t downloadsv1alpha1.Target) corev1.VolumeSource {
-	if t.Kind == downloadsv1alpha1.TargetSecret {
-		return corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{SecretName: t.Name}}
-	}
-	return corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-		LocalObjectReference: corev1.LocalObjectReference{Name: t.Name}}}
+	return target.KindNamed(t.Kind).Volume(t.Name)
 }
 
 // fetchSecurityContext is the manager's own: non-root, read-only root, no privilege escalation, no

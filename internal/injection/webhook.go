@@ -20,6 +20,7 @@ import (
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/metrics"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 // Path is where the manager's webhook server serves the injecting webhook.
@@ -150,14 +151,8 @@ func (w *Webhook) sources(ctx context.Context, namespace string, names []string)
 			return nil, found, refuse("TaskDownload %q has no spec.target, so a pod has no object to read its URL "+
 				"from: set spec.target (kind ConfigMap or Secret)", name)
 		}
-		target := *td.Spec.Target
-		if target.Name == "" {
-			target.Name = td.Name
-		}
-		if target.Kind == "" {
-			target.Kind = downloadsv1alpha1.TargetConfigMap
-		}
-		sources = append(sources, Source{Name: name, Target: target})
+		ref, _ := target.Of(td)
+		sources = append(sources, Source{Name: name, Target: downloadsv1alpha1.Target{Kind: ref.Kind.Name(), Name: ref.Name}})
 	}
 	return sources, found, nil
 }
