@@ -11,13 +11,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
-	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
 	"k8s.io/utils/clock"
 
 	"github.com/pixxel-space/taskdownload-operator/internal/pixxel"
@@ -41,15 +37,6 @@ const (
 	// DefaultMaxWaiters is the most callers that may wait for one key at once, so that one busy key
 	// cannot hold every reconcile worker while other keys' objects wait for one.
 	DefaultMaxWaiters = 32
-	// slowStartGain is how much each successful call adds to the rate (calls/s) during slow start: the
-	// rate grows by a factor e every 1/slowStartGain seconds while calls succeed at the rate allowed.
-	slowStartGain = 2
-	// additiveStep is how much the rate grows per second of successful calls after a 429 (calls/s per
-	// second), a fraction of the rate at which the 429 came so that the rate is back in a few seconds,
-	// but at least one call/s per second.
-	additiveStep = 0.1
-	// sweepEvery is how often idle keys are looked for.
-	sweepEvery = time.Minute
 )
 
 // Deferral reasons, as reported to Metrics.
@@ -76,6 +63,15 @@ type Metrics interface {
 	// Forget drops the key's series: it has not been used for the idle timeout.
 	Forget(keyID string)
 }
+
+// noMetrics is the Metrics of a budget told none.
+type noMetrics struct{}
+
+func (noMetrics) RateChanged(string, float64) {}
+func (noMetrics) RateLimited(string)          {}
+func (noMetrics) BreakerChanged(string, bool) {}
+func (noMetrics) Deferred(string, string)     {}
+func (noMetrics) Forget(string)               {}
 
 // Options configures a Budget. Zero values take the defaults.
 type Options struct {
@@ -110,35 +106,6 @@ type Budget struct {
 	lastSweep time.Time
 }
 
-// entry is one key's state.
-type entry struct {
-	id       string // KeyID, for metrics
-	lim      *rate.Limiter
-	rate     float64 // calls/s allowed now
-	ssthresh float64 // slow start ends here
-	peak     float64 // the rate at the last 429: sets the additive step
-	// epoch counts rate decreases; a 429 to a call admitted before the last decrease does not halve
-	// the rate again (once per window, as TCP does).
-	epoch       uint64
-	pausedUntil time.Time
-	pauseErr    *pixxel.Error
-	queueEnd    time.Time // the last deferred turn handed out
-	waiters     int
-	refused     *pixxel.Error // the 401/403 that opened the breaker, nil when closed
-	nextProbe   time.Time
-	probing     bool
-	// answered is set by the key's first answer; until then trial is closed when the one call
-	// allowed ends.
-	answered     bool
-	trial        chan struct{}
-	lastAccepted time.Time // the last 200 answer
-	// secrets holds the resourceVersion last seen of each Secret the key was read from, when callers
-	// say: a Secret that changes closes the breaker, while two Secrets holding the same key (in two
-	// namespaces, say) are simply two sources of one key, not a change.
-	secrets  map[string]string
-	lastUsed time.Time
-}
-
 // New returns a budget.
 func New(o Options) *Budget {
 	if o.MaxRate <= 0 {
@@ -167,6 +134,9 @@ func New(o Options) *Budget {
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}
 	}
+	if o.Metrics == nil {
+		o.Metrics = noMetrics{}
+	}
 	return &Budget{opts: o, keys: map[string]*entry{}}
 }
 
@@ -177,24 +147,6 @@ var _ pixxel.Budget = (*Budget)(nil)
 func KeyID(apiKey string) string {
 	sum := sha256.Sum256([]byte(apiKey))
 	return hex.EncodeToString(sum[:6])
-}
-
-type secretVersionKey struct{}
-
-// secretVersion is the Secret a call's key was read from, and the version read.
-type secretVersion struct{ secret, resourceVersion string }
-
-// maxSecretsPerKey bounds how many Secrets' versions are remembered for one key: beyond it, a change
-// to another Secret holding the key no longer closes its breaker early (the probe still comes).
-const maxSecretsPerKey = 1024
-
-// WithSecretVersion tells the budget which Secret (namespace/name) the call's key was read from, and at
-// which resourceVersion. When that Secret's version differs from the one seen before with the key, a
-// breaker opened by a 401/403 is closed: the user changed the Secret, so the key is tried again at once.
-// Keys are told apart by their content alone: the same key read from several Secrets shares one
-// budget, and reading it from another Secret is no change.
-func WithSecretVersion(ctx context.Context, secret, resourceVersion string) context.Context {
-	return context.WithValue(ctx, secretVersionKey{}, secretVersion{secret: secret, resourceVersion: resourceVersion})
 }
 
 // Admit returns once a call with apiKey to apiURL may be made, and a function to report the call's
@@ -212,356 +164,54 @@ func (b *Budget) Admit(ctx context.Context, apiURL, apiKey string) (func(error),
 		now := b.opts.Clock.Now()
 		b.sweepLocked(now)
 		e := b.entryLocked(apiURL, apiKey, now)
-		if v, ok := ctx.Value(secretVersionKey{}).(secretVersion); ok && v.resourceVersion != "" {
-			b.secretSeenLocked(e, v)
+		if v, ok := secretVersionOf(ctx); ok && e.breaker.secretSeen(v) {
+			b.opts.Metrics.BreakerChanged(e.id, false)
 		}
-		if e.trial != nil {
-			// A new key's first call is under way: until it is answered, nobody knows whether the
-			// platform accepts the key, and a revoked key must not be tried by every object at once.
-			// Those who wait for it count against MaxWaiters like those who wait for a turn.
-			if e.waiters >= b.opts.MaxWaiters {
-				b.deferredLocked(e, DeferredBudget)
-				b.mu.Unlock()
-				return nil, spreadError(b.opts.MaxWait)
-			}
-			trial := e.trial
-			e.waiters++
-			b.mu.Unlock()
-			err := b.waitFor(ctx, trial, e)
-			b.mu.Lock()
-			e.waiters--
-			b.mu.Unlock()
-			if err != nil {
-				return nil, err
-			}
-			continue
+		if e.trial.running == nil {
+			return b.admitLocked(ctx, e, now)
 		}
-		return b.admitLocked(ctx, e, now)
+		// A new key's first call is under way: wait for its answer, then try again.
+		if err := b.awaitTrialLocked(ctx, e); err != nil {
+			return nil, err
+		}
 	}
-}
-
-// secretSeenLocked records the version of a Secret the key was read from, and closes the key's breaker
-// when that Secret changed since it was last seen.
-func (b *Budget) secretSeenLocked(e *entry, v secretVersion) {
-	prev, seen := e.secrets[v.secret]
-	if seen && prev == v.resourceVersion {
-		return
-	}
-	if seen {
-		b.closeBreakerLocked(e)
-	} else if len(e.secrets) >= maxSecretsPerKey {
-		return
-	}
-	if e.secrets == nil {
-		e.secrets = map[string]string{}
-	}
-	e.secrets[v.secret] = v.resourceVersion
 }
 
 // admitLocked admits a call with e's key, or returns why not; it unlocks b.mu.
 func (b *Budget) admitLocked(ctx context.Context, e *entry, now time.Time) (func(error), error) {
-	var t ticket
-	if e.refused != nil {
-		if e.probing || now.Before(e.nextProbe) {
-			b.deferredLocked(e, DeferredRefused)
-			b.mu.Unlock()
-			return nil, copyError(e.refused)
-		}
-		e.probing, t.probe = true, true
+	probe, refused := e.breaker.admit(now)
+	if refused != nil {
+		b.opts.Metrics.Deferred(e.id, DeferredRefused)
+		b.mu.Unlock()
+		return nil, refused
 	}
-	if !e.answered {
-		e.trial = make(chan struct{})
-		t.trial = true
-	}
+	t := ticket{epoch: e.aimd.epoch, trial: e.trial.start(), probe: probe}
 	if err := b.pausedLocked(e, now); err != nil {
-		b.releaseLocked(e, t)
+		e.release(t)
 		b.mu.Unlock()
 		return nil, err
 	}
-
-	r := e.lim.ReserveN(now, 1)
-	wait := r.DelayFrom(now)
-	if wait > b.opts.MaxWait || (wait > 0 && e.waiters >= b.opts.MaxWaiters) {
+	r, wait := e.aimd.reserve(now)
+	if e.turns.mustDefer(wait, b.opts.MaxWait, b.opts.MaxWaiters) {
 		r.CancelAt(now)
-		b.releaseLocked(e, t)
-		turn := now.Add(wait)
-		if next := e.queueEnd.Add(time.Duration(float64(time.Second) / e.rate)); next.After(turn) {
-			turn = next
-		}
-		e.queueEnd = turn
-		b.deferredLocked(e, DeferredBudget)
+		e.release(t)
+		after := e.turns.later(now, wait, e.aimd.current)
+		b.opts.Metrics.Deferred(e.id, DeferredBudget)
 		b.mu.Unlock()
-		return nil, spreadError(turn.Sub(now))
+		return nil, spreadError(after)
 	}
-	t.epoch = e.epoch
 	if wait > 0 {
-		e.waiters++
+		e.turns.waiting++
 	}
 	b.mu.Unlock()
 
 	if wait > 0 {
-		err := b.sleep(ctx, wait)
-		b.mu.Lock()
-		e.waiters--
-		if err == nil {
-			// A 429 that came while this call waited pauses it too.
-			err = b.pausedLocked(e, b.opts.Clock.Now())
-		}
-		if err != nil {
-			b.releaseLocked(e, t)
-			b.mu.Unlock()
+		if err := b.waitTurn(ctx, e, t, wait); err != nil {
 			return nil, err
 		}
-		b.mu.Unlock()
 	}
 	var once sync.Once
 	return func(err error) { once.Do(func() { b.observe(e, t, err) }) }, nil
-}
-
-// ticket is what an admitted call's outcome is learned against.
-type ticket struct {
-	epoch uint64
-	trial bool // the key's first call
-	probe bool // the one call made while the breaker is open
-}
-
-// releaseLocked gives up a trial or probe whose call is not made, so that another caller makes it.
-func (b *Budget) releaseLocked(e *entry, t ticket) {
-	if t.trial {
-		close(e.trial)
-		e.trial = nil
-	}
-	if t.probe {
-		e.probing = false
-	}
-}
-
-// waitFor waits until done is closed, at most MaxWait.
-func (b *Budget) waitFor(ctx context.Context, done <-chan struct{}, e *entry) error {
-	t := b.opts.Clock.NewTimer(b.opts.MaxWait)
-	defer t.Stop()
-	select {
-	case <-done:
-		return nil
-	case <-t.C():
-		b.mu.Lock()
-		b.deferredLocked(e, DeferredBudget)
-		b.mu.Unlock()
-		return spreadError(b.opts.MaxWait)
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the API key's rate limit: %w", ctx.Err())
-	}
-}
-
-// spreadError is the error returned for a call deferred to a later turn in its key's budget.
-func spreadError(after time.Duration) *DeferredError {
-	return &DeferredError{Reason: DeferredBudget, APIError: &pixxel.Error{
-		StatusCode: http.StatusTooManyRequests,
-		Message:    "calls with this API key are spread out to stay within the platform's rate limit",
-		RetryAfter: after,
-	}}
-}
-
-// DeferredError is a call Admit did not make but put off: while a Retry-After runs for the key
-// (Reason DeferredPaused) or until the key's next turn (DeferredBudget). It wraps a 429 *pixxel.Error
-// whose RetryAfter is when to call again, so that a caller that knows nothing of the budget waits as
-// for a 429; a caller that does can requeue quietly, since nothing about the object changed.
-type DeferredError struct {
-	APIError *pixxel.Error
-	Reason   string
-}
-
-func (e *DeferredError) Error() string {
-	return "call deferred (" + e.Reason + "): " + e.APIError.Error()
-}
-func (e *DeferredError) Unwrap() error { return e.APIError }
-
-// Deferred reports whether err is a call the budget put off, and for how long.
-func Deferred(err error) (time.Duration, bool) {
-	if d, ok := errors.AsType[*DeferredError](err); ok {
-		return d.APIError.RetryAfter, true
-	}
-	return 0, false
-}
-
-func (b *Budget) sleep(ctx context.Context, d time.Duration) error {
-	t := b.opts.Clock.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C():
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for the API key's rate limit: %w", ctx.Err())
-	}
-}
-
-// pausedLocked returns the 429 to hand back while a Retry-After runs for the key.
-func (b *Budget) pausedLocked(e *entry, now time.Time) error {
-	if !now.Before(e.pausedUntil) {
-		return nil
-	}
-	err := copyError(e.pauseErr)
-	err.RetryAfter = e.pausedUntil.Sub(now)
-	b.deferredLocked(e, DeferredPaused)
-	return &DeferredError{APIError: err, Reason: DeferredPaused}
-}
-
-// observe learns from a call's outcome.
-func (b *Budget) observe(e *entry, t ticket, err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	now := b.opts.Clock.Now()
-	// Whatever the outcome, the trial is over: even a failed connection leaves the others to find out
-	// for themselves, at the key's rate.
-	e.answered = true
-	b.releaseLocked(e, t)
-	apiErr, isAPIErr := errors.AsType[*pixxel.Error](err)
-	switch {
-	case err == nil:
-		e.lastAccepted = now
-		b.closeBreakerLocked(e)
-		b.growLocked(e, now)
-	case !isAPIErr:
-		// No answer, or one that says nothing about the rate limit or the key.
-	case apiErr.Kind() == pixxel.KindRateLimited:
-		b.rateLimitedLocked(e, t.epoch, apiErr, now)
-	case apiErr.Kind() == pixxel.KindUnauthorized || apiErr.Kind() == pixxel.KindForbidden:
-		b.refusedLocked(e, apiErr, now)
-	case apiErr.Kind() != pixxel.KindServerError:
-		// The platform served the call (400, 404 and so on): it was within its limit.
-		b.growLocked(e, now)
-	}
-}
-
-// refusedLocked opens the key's breaker on a 401 or 403, unless the platform accepted the key for
-// another call within the probe interval: the API answers 403 when the key may not access one
-// workflow, job or task, and one TaskDownload naming another team's task must not stop every other
-// TaskDownload using the key. A key that is revoked while in use is stopped once its last success is
-// a probe interval old; until then each object retries it at --max-poll-interval, as without a breaker.
-func (b *Budget) refusedLocked(e *entry, apiErr *pixxel.Error, now time.Time) {
-	if e.refused == nil && !e.lastAccepted.IsZero() && now.Sub(e.lastAccepted) < b.opts.ProbeInterval {
-		return
-	}
-	if e.refused == nil && b.opts.Metrics != nil {
-		b.opts.Metrics.BreakerChanged(e.id, true)
-	}
-	e.refused = copyError(apiErr)
-	e.nextProbe = now.Add(b.opts.ProbeInterval)
-}
-
-func (b *Budget) rateLimitedLocked(e *entry, epoch uint64, apiErr *pixxel.Error, now time.Time) {
-	if b.opts.Metrics != nil {
-		b.opts.Metrics.RateLimited(e.id)
-	}
-	if apiErr.RetryAfter > 0 {
-		if until := now.Add(apiErr.RetryAfter); until.After(e.pausedUntil) {
-			e.pausedUntil = until
-			e.pauseErr = copyError(apiErr)
-		}
-	}
-	if epoch != e.epoch {
-		return
-	}
-	e.epoch++
-	e.peak = e.rate
-	e.ssthresh = max(e.rate/2, minRate)
-	b.setRateLocked(e, now, e.ssthresh)
-	// Tokens saved up before the 429 would be spent in one burst when the pause ends.
-	if n := int(e.lim.TokensAt(now)); n > 0 {
-		e.lim.ReserveN(now, n)
-	}
-	e.queueEnd = time.Time{}
-}
-
-// minRate is the lowest a key's rate falls: one call every ten seconds still learns the limit back.
-const minRate = 0.1
-
-func (b *Budget) growLocked(e *entry, now time.Time) {
-	var next float64
-	if e.rate < e.ssthresh {
-		next = e.rate + slowStartGain
-	} else {
-		next = e.rate + max(1, additiveStep*e.peak)/e.rate
-	}
-	b.setRateLocked(e, now, min(next, b.opts.MaxRate))
-}
-
-func (b *Budget) setRateLocked(e *entry, now time.Time, r float64) {
-	if r == e.rate {
-		return
-	}
-	e.rate = r
-	e.lim.SetLimitAt(now, rate.Limit(r))
-	e.lim.SetBurstAt(now, b.burstLocked(e))
-	if b.opts.Metrics != nil {
-		b.opts.Metrics.RateChanged(e.id, r)
-	}
-}
-
-// burstLocked is the size of e's bucket: MaxBurst until the platform first limits the key, then one
-// second of calls at the learned rate (at least one, at most MaxBurst), so that a key whose limit is
-// known does not save up more than the platform lets through at once.
-func (b *Budget) burstLocked(e *entry) int {
-	if e.peak == 0 {
-		return b.opts.MaxBurst
-	}
-	return max(1, min(b.opts.MaxBurst, int(e.rate+0.5)))
-}
-
-func (b *Budget) closeBreakerLocked(e *entry) {
-	if e.refused == nil {
-		return
-	}
-	e.refused = nil
-	if b.opts.Metrics != nil {
-		b.opts.Metrics.BreakerChanged(e.id, false)
-	}
-}
-
-func (b *Budget) deferredLocked(e *entry, reason string) {
-	if b.opts.Metrics != nil {
-		b.opts.Metrics.Deferred(e.id, reason)
-	}
-}
-
-func (b *Budget) entryLocked(apiURL, apiKey string, now time.Time) *entry {
-	sum := sha256.Sum256([]byte(apiKey))
-	k := apiURL + "\x00" + hex.EncodeToString(sum[:])
-	e, ok := b.keys[k]
-	if !ok {
-		r := b.opts.InitialRate
-		e = &entry{
-			id:       hex.EncodeToString(sum[:6]),
-			lim:      rate.NewLimiter(rate.Limit(r), b.opts.MaxBurst),
-			rate:     r,
-			ssthresh: b.opts.MaxRate,
-		}
-		b.keys[k] = e
-		if b.opts.Metrics != nil {
-			b.opts.Metrics.RateChanged(e.id, r)
-			b.opts.Metrics.BreakerChanged(e.id, false)
-		}
-	}
-	e.lastUsed = now
-	return e
-}
-
-// sweepLocked forgets keys unused for the idle timeout and no longer paused, so that memory stays bounded as keys come and go.
-func (b *Budget) sweepLocked(now time.Time) {
-	if now.Sub(b.lastSweep) < sweepEvery {
-		return
-	}
-	b.lastSweep = now
-	for k, e := range b.keys {
-		// A Retry-After still running is kept whatever its length: forgetting it would let the next
-		// call through before the platform said it may.
-		if e.waiters == 0 && now.Sub(e.lastUsed) > b.opts.IdleTimeout && !now.Before(e.pausedUntil) {
-			delete(b.keys, k)
-			if b.opts.Metrics != nil {
-				b.opts.Metrics.Forget(e.id)
-			}
-		}
-	}
 }
 
 // Len returns how many keys the budget remembers.
@@ -569,9 +219,4 @@ func (b *Budget) Len() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return len(b.keys)
-}
-
-func copyError(e *pixxel.Error) *pixxel.Error {
-	c := *e
-	return &c
 }

@@ -6,15 +6,9 @@
 package fakepixxel
 
 import (
-	"crypto/rand"
-	"encoding/hex"
-	"encoding/json"
-	"fmt"
 	mathrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
-	"strings"
 	"sync"
 	"time"
 )
@@ -22,49 +16,6 @@ import (
 // Task names a task; it matches pixxel.Task without importing the client under test.
 type Task struct {
 	WorkflowID, JobID, TaskID string
-}
-
-// Response is one programmed answer. The zero value is a 200 "pending" answer.
-type Response struct {
-	// HTTPStatus is the status code; zero means 200.
-	HTTPStatus int
-	// Status and SignedURL fill a 200 answer.
-	Status    string
-	SignedURL string
-	// ErrorCode, ErrorMessage and ErrorDetails fill a non-200 answer's documented error object.
-	ErrorCode    string
-	ErrorMessage string
-	ErrorDetails any
-	// RetryAfter, when set, is sent as the Retry-After header.
-	RetryAfter string
-	// Body, when set, is sent as is instead of the JSON above.
-	Body []byte
-	// Delay holds the answer back, on top of the server's latency.
-	Delay time.Duration
-	// Reset closes the connection without answering.
-	Reset bool
-	// Answer, when set, changes a 200 answer's fields before it is sent (to return other IDs, say).
-	Answer func(*Answer)
-}
-
-// Answer is the JSON body of a 200 answer.
-type Answer struct {
-	ID         string `json:"id"`
-	JobID      string `json:"job_id"`
-	WorkflowID string `json:"workflow_id"`
-	Status     string `json:"status"`
-	SignedURL  string `json:"signed_url"`
-}
-
-// Pending is a 200 answer with status pending.
-func Pending() Response { return Response{Status: "pending"} }
-
-// Ready is a 200 answer with status ready and the given URL.
-func Ready(signedURL string) Response { return Response{Status: "ready", SignedURL: signedURL} }
-
-// Fail is an error answer with the documented error object.
-func Fail(httpStatus int, code, message string) Response {
-	return Response{HTTPStatus: httpStatus, ErrorCode: code, ErrorMessage: message}
 }
 
 // Request is what the server received.
@@ -155,18 +106,6 @@ func (s *Server) SetFaults(rate float64, faults ...Response) {
 // with many requests turn it off to keep memory flat.
 func (s *Server) KeepRequests(on bool) { s.mu.Lock(); s.keepRequests = on; s.mu.Unlock() }
 
-// Script programs a task's answers: the n-th request gets responses[n], and the last one repeats.
-// It resets the task's call count.
-func (s *Server) Script(t Task, responses ...Response) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.scripts[t] = responses
-	s.calls[t] = 0
-	delete(s.firstCall, t)
-	delete(s.firstReady, t)
-	s.faultedCalls[t] = 0
-}
-
 // Requests returns the recorded requests, oldest first.
 func (s *Server) Requests() []Request {
 	s.mu.Lock()
@@ -184,52 +123,38 @@ func (s *Server) TotalCalls() int {
 	return s.totalCalls
 }
 
-// SignedURLFor returns a fresh AWS SigV4-style signed URL for a task, valid for the server's URL TTL
-// from now, with a random signature.
-func (s *Server) SignedURLFor(t Task) string {
-	s.mu.Lock()
-	ttl, now, base := s.urlTTL, s.now(), s.packages
-	s.mu.Unlock()
-	return signedURL(base, t, now, ttl)
-}
-
-// defaultPackages is where generated URLs point unless SetPackages says otherwise: an address that
-// is never dialled.
-const defaultPackages = "https://storage.pixxel.example/packages/{w}/{j}/{t}.zip"
-
-// SetPackages sets the template of the URLs generated answers carry: {w}, {j} and {t} become the
-// path-escaped workflow, job and task IDs, and the signature parameters are appended. Point it at a
-// storage server the test runs to have pods download from it.
-func (s *Server) SetPackages(template string) { s.mu.Lock(); s.packages = template; s.mu.Unlock() }
-
-// SignedURL builds an AWS SigV4-style presigned URL for a task's package, issued at issued and valid
-// for ttl, with a random signature.
-func SignedURL(t Task, issued time.Time, ttl time.Duration) string {
-	return signedURL(defaultPackages, t, issued, ttl)
-}
-
-func signedURL(template string, t Task, issued time.Time, ttl time.Duration) string {
-	sig := make([]byte, 32)
-	_, _ = rand.Read(sig)
-	q := url.Values{}
-	q.Set("X-Amz-Algorithm", "AWS4-HMAC-SHA256")
-	q.Set("X-Amz-Credential", "AKIAFAKE/"+issued.UTC().Format("20060102")+"/us-east-1/s3/aws4_request")
-	q.Set("X-Amz-Date", issued.UTC().Format("20060102T150405Z"))
-	q.Set("X-Amz-Expires", fmt.Sprint(int64(ttl/time.Second)))
-	q.Set("X-Amz-SignedHeaders", "host")
-	q.Set("X-Amz-Signature", hex.EncodeToString(sig))
-	return strings.NewReplacer("{w}", url.PathEscape(t.WorkflowID), "{j}", url.PathEscape(t.JobID),
-		"{t}", url.PathEscape(t.TaskID)).Replace(template) + "?" + q.Encode()
-}
-
+// serve answers one request: 404 off the endpoint, else the answer receive picks, after the latency,
+// unless the server requires another key.
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	task, ok := parsePath(r.URL.EscapedPath())
 	if !ok || r.Method != http.MethodPut {
 		writeJSON(w, http.StatusNotFound, errorBody("not_found", "no such route", nil))
 		return
 	}
+	resp, wantKey, latency := s.receive(r, task)
+	if d := latency + resp.Delay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return
+		}
+	}
+	if wantKey != "" && r.Header.Get("Authorization") != wantKey {
+		writeJSON(w, http.StatusForbidden, errorBody("forbidden", "the API key is not valid for this task", nil))
+		return
+	}
+	if resp.Reset && resetConnection(w) {
+		return
+	}
+	s.write(w, task, resp)
+}
 
+// receive counts and records a request, and picks its answer: the key's revocation or limit, a fault,
+// or else the task's script. It also returns the key the server requires and its latency, as they are
+// when the request arrives.
+func (s *Server) receive(r *http.Request, task Task) (resp Response, wantKey string, latency time.Duration) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	n := s.calls[task]
 	s.calls[task] = n + 1
 	s.totalCalls++
@@ -245,8 +170,6 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			Authorization: r.Header.Get("Authorization"), Time: s.now(),
 		})
 	}
-	wantKey, latency := s.apiKey, s.latency
-	var resp Response
 	switch {
 	case revoked:
 		resp = Fail(http.StatusForbidden, "forbidden", "the API key has been revoked")
@@ -257,99 +180,5 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	default:
 		resp = s.responseLocked(task, n-s.faultedCalls[task])
 	}
-	s.mu.Unlock()
-
-	if d := latency + resp.Delay; d > 0 {
-		select {
-		case <-time.After(d):
-		case <-r.Context().Done():
-			return
-		}
-	}
-	if wantKey != "" && r.Header.Get("Authorization") != wantKey {
-		writeJSON(w, http.StatusForbidden, errorBody("forbidden", "the API key is not valid for this task", nil))
-		return
-	}
-	if resp.Reset {
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
-			}
-		}
-	}
-	if resp.RetryAfter != "" {
-		w.Header().Set("Retry-After", resp.RetryAfter)
-	}
-	status := resp.HTTPStatus
-	if status == 0 {
-		status = http.StatusOK
-	}
-	switch {
-	case resp.Body != nil:
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(status)
-		_, _ = w.Write(resp.Body)
-	case status != http.StatusOK:
-		writeJSON(w, status, errorBody(resp.ErrorCode, resp.ErrorMessage, resp.ErrorDetails))
-	default:
-		a := Answer{ID: task.TaskID, JobID: task.JobID, WorkflowID: task.WorkflowID, Status: resp.Status, SignedURL: resp.SignedURL}
-		if resp.Answer != nil {
-			resp.Answer(&a)
-		}
-		if a.Status == "ready" {
-			s.mu.Lock()
-			if _, ok := s.firstReady[task]; !ok {
-				s.firstReady[task] = s.now()
-			}
-			s.mu.Unlock()
-		}
-		writeJSON(w, status, a)
-	}
-}
-
-// responseLocked picks the answer to a task's n-th request (counting from 0).
-func (s *Server) responseLocked(t Task, n int) Response {
-	if _, ok := s.firstCall[t]; !ok {
-		s.firstCall[t] = s.now()
-	}
-	if script, ok := s.scripts[t]; ok && len(script) > 0 {
-		return script[min(n, len(script)-1)]
-	}
-	if s.readyAfter > 0 {
-		if s.now().Sub(s.firstCall[t]) < s.readyAfter {
-			return Pending()
-		}
-	} else if n < s.defaultPending {
-		return Pending()
-	}
-	return Ready(SignedURL(t, s.now(), s.urlTTL))
-}
-
-// parsePath extracts the task from /v0/workflows/{w}/jobs/{j}/tasks/{t}/download, unescaping each segment.
-func parsePath(p string) (Task, bool) {
-	parts := strings.Split(strings.TrimPrefix(p, "/"), "/")
-	if len(parts) != 8 || parts[0] != "v0" || parts[1] != "workflows" || parts[3] != "jobs" ||
-		parts[5] != "tasks" || parts[7] != "download" {
-		return Task{}, false
-	}
-	var ids [3]string
-	for i, raw := range []string{parts[2], parts[4], parts[6]} {
-		id, err := url.PathUnescape(raw)
-		if err != nil || id == "" {
-			return Task{}, false
-		}
-		ids[i] = id
-	}
-	return Task{WorkflowID: ids[0], JobID: ids[1], TaskID: ids[2]}, true
-}
-
-func errorBody(code, message string, details any) any {
-	return map[string]any{"error": map[string]any{"code": code, "message": message, "details": details}}
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
+	return resp, s.apiKey, s.latency
 }
