@@ -26,88 +26,31 @@ const refreshFailedNote = "; the last attempt to refresh it failed and is retrie
 func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs observation, now time.Time) downloadsv1alpha1.TaskDownloadStatus {
 	st := *prev.DeepCopy()
 	st.ObservedGeneration = generation
-	stamp := metav1.NewTime(now)
-	set := func(condType string, status metav1.ConditionStatus, reason, message string) {
-		apimeta.SetStatusCondition(&st.Conditions, metav1.Condition{
-			Type: condType, Status: status, Reason: reason, Message: conditionMessage(message),
-			ObservedGeneration: generation, LastTransitionTime: stamp,
-		})
-	}
-	drop := func(condType string) { apimeta.RemoveStatusCondition(&st.Conditions, condType) }
+	c := conditions{st: &st, generation: generation, stamp: metav1.NewTime(now)}
 
 	recordFields(&st, obs)
 
-	// Phase and conditions.
+	// Phase and conditions: the first case that applies.
 	urlPublished := hasPublishedURL(prev) && obs.withdrawn == notWithdrawn
 	f := obs.failure
 	switch {
 	case urlPublished && !obs.suspended && obs.published == nil && (f != nil || obs.pending):
-		refreshConditions(&st, f, set)
-
+		c.refreshing(f)
 	case obs.suspended:
-		status := metav1.ConditionFalse
-		if urlPublished {
-			status = metav1.ConditionTrue
-		}
-		set(downloadsv1alpha1.ConditionReady, status, downloadsv1alpha1.ReasonSuspended,
-			"Reconciliation is suspended: no requests are made to the platform API until spec.suspend is false")
-		drop(downloadsv1alpha1.ConditionReconciling)
-		drop(downloadsv1alpha1.ConditionStalled)
-
+		c.suspended(urlPublished)
 	case obs.published != nil:
-		reason := downloadsv1alpha1.ReasonURLIssued
-		if obs.refreshed {
-			reason = downloadsv1alpha1.ReasonURLRefreshed
-		}
-		msg := "Signed URL published in " + obs.targetDesc
-		if obs.refreshClamped {
-			msg += refreshClampNote
-		}
-		set(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, reason, msg)
-		drop(downloadsv1alpha1.ConditionReconciling)
-		drop(downloadsv1alpha1.ConditionStalled)
-		st.Phase = downloadsv1alpha1.PhaseReady
-
+		c.published(obs)
 	case f != nil && f.stalled:
-		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
-		set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
-		drop(downloadsv1alpha1.ConditionReconciling)
-		st.Phase = downloadsv1alpha1.PhaseFailed
-
+		c.stalled(f)
 	case f != nil:
-		// A transient failure before any URL is published: keep trying, and show it on Reconciling.
-		hasReady := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady) != nil
-		if !f.keepReady || !hasReady || obs.withdrawn != notWithdrawn {
-			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
-		}
-		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, f.reason, f.message)
-		drop(downloadsv1alpha1.ConditionStalled)
-		st.Phase = downloadsv1alpha1.PhasePending
-
+		c.retrying(f, obs.withdrawn)
 	case obs.pending:
-		msg := fmt.Sprintf("The platform is preparing the package (status %q)", obs.taskStatus)
-		ready := apimeta.FindStatusCondition(st.Conditions, downloadsv1alpha1.ConditionReady)
-		if ready == nil || ready.Reason != downloadsv1alpha1.ReasonExpired {
-			set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending, msg)
-			st.Phase = downloadsv1alpha1.PhasePending
-		}
-		set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending, msg)
-		drop(downloadsv1alpha1.ConditionStalled)
-
+		c.pending(obs.taskStatus)
 	default:
-		// Nothing new was learned (a published URL is still fresh); keep conditions, refresh generations.
-		for i := range st.Conditions {
-			st.Conditions[i].ObservedGeneration = generation
-		}
-		if obs.kept && st.StalledOn == "" {
-			// What stalled the refresh (a Secret that was missing) was fixed before the next refresh. A
-			// refusal for good (stalledOn) stands until the inputs change.
-			drop(downloadsv1alpha1.ConditionStalled)
-		}
+		c.unchanged(obs.kept)
 	}
-
 	if obs.withdrawn != notWithdrawn {
-		withdrawnConditions(&st, obs.withdrawn, set)
+		c.withdrawn(obs.withdrawn)
 	}
 	if st.Phase == "" {
 		st.Phase = downloadsv1alpha1.PhasePending
@@ -116,9 +59,97 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 	// While no URL is published, lastRequestTime says when the platform last gave an answer that
 	// changed anything.
 	if obs.requested && obs.published == nil && !hasPublishedURL(st) && !equality.Semantic.DeepEqual(prev, st) {
-		st.LastRequestTime = &stamp
+		st.LastRequestTime = &c.stamp
 	}
 	return st
+}
+
+// conditions sets the phase and conditions of st, the status a reconcile of generation writes at stamp.
+type conditions struct {
+	st         *downloadsv1alpha1.TaskDownloadStatus
+	generation int64
+	stamp      metav1.Time
+}
+
+func (c conditions) set(condType string, status metav1.ConditionStatus, reason, message string) {
+	apimeta.SetStatusCondition(&c.st.Conditions, metav1.Condition{
+		Type: condType, Status: status, Reason: reason, Message: conditionMessage(message),
+		ObservedGeneration: c.generation, LastTransitionTime: c.stamp,
+	})
+}
+
+func (c conditions) drop(condType string) { apimeta.RemoveStatusCondition(&c.st.Conditions, condType) }
+
+// suspended: nothing is asked of the platform; Ready stays True while a published URL works.
+func (c conditions) suspended(urlPublished bool) {
+	status := metav1.ConditionFalse
+	if urlPublished {
+		status = metav1.ConditionTrue
+	}
+	c.set(downloadsv1alpha1.ConditionReady, status, downloadsv1alpha1.ReasonSuspended,
+		"Reconciliation is suspended: no requests are made to the platform API until spec.suspend is false")
+	c.drop(downloadsv1alpha1.ConditionReconciling)
+	c.drop(downloadsv1alpha1.ConditionStalled)
+}
+
+// published: a URL was published in this reconcile, a first one or a refresh.
+func (c conditions) published(obs observation) {
+	reason := downloadsv1alpha1.ReasonURLIssued
+	if obs.refreshed {
+		reason = downloadsv1alpha1.ReasonURLRefreshed
+	}
+	msg := "Signed URL published in " + obs.targetDesc
+	if obs.refreshClamped {
+		msg += refreshClampNote
+	}
+	c.set(downloadsv1alpha1.ConditionReady, metav1.ConditionTrue, reason, msg)
+	c.drop(downloadsv1alpha1.ConditionReconciling)
+	c.drop(downloadsv1alpha1.ConditionStalled)
+	c.st.Phase = downloadsv1alpha1.PhaseReady
+}
+
+// stalled: a failure only the user can resolve, with no URL that works.
+func (c conditions) stalled(f *failure) {
+	c.set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
+	c.set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason, f.message)
+	c.drop(downloadsv1alpha1.ConditionReconciling)
+	c.st.Phase = downloadsv1alpha1.PhaseFailed
+}
+
+// retrying: a transient failure before any URL is published; it is retried, and Reconciling says so.
+func (c conditions) retrying(f *failure, withdrawn withdrawal) {
+	hasReady := apimeta.FindStatusCondition(c.st.Conditions, downloadsv1alpha1.ConditionReady) != nil
+	if !f.keepReady || !hasReady || withdrawn != notWithdrawn {
+		c.set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, f.reason, f.message)
+	}
+	c.set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, f.reason, f.message)
+	c.drop(downloadsv1alpha1.ConditionStalled)
+	c.st.Phase = downloadsv1alpha1.PhasePending
+}
+
+// pending: the platform is preparing the package. An expired URL's Ready stays as withdraw left it.
+func (c conditions) pending(taskStatus string) {
+	msg := fmt.Sprintf("The platform is preparing the package (status %q)", taskStatus)
+	ready := apimeta.FindStatusCondition(c.st.Conditions, downloadsv1alpha1.ConditionReady)
+	if ready == nil || ready.Reason != downloadsv1alpha1.ReasonExpired {
+		c.set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending, msg)
+		c.st.Phase = downloadsv1alpha1.PhasePending
+	}
+	c.set(downloadsv1alpha1.ConditionReconciling, metav1.ConditionTrue, downloadsv1alpha1.ReasonPending, msg)
+	c.drop(downloadsv1alpha1.ConditionStalled)
+}
+
+// unchanged: nothing new was learned (a published URL is still fresh); the conditions stay, and their
+// generation follows the spec's.
+func (c conditions) unchanged(kept bool) {
+	for i := range c.st.Conditions {
+		c.st.Conditions[i].ObservedGeneration = c.generation
+	}
+	if kept && c.st.StalledOn == "" {
+		// What stalled the refresh (a Secret that was missing) was fixed before the next refresh. A
+		// refusal for good (stalledOn) stands until the inputs change.
+		c.drop(downloadsv1alpha1.ConditionStalled)
+	}
 }
 
 // recordFields writes what a reconcile asked, was answered and published into status: everything but
@@ -149,15 +180,15 @@ func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation) {
 	}
 }
 
-// withdrawnConditions leaves nothing Ready after a URL was removed in this reconcile, for reason w.
-func withdrawnConditions(st *downloadsv1alpha1.TaskDownloadStatus, w withdrawal,
-	set func(condType string, status metav1.ConditionStatus, reason, message string)) {
+// withdrawn leaves nothing Ready after a URL was removed in this reconcile, for reason w.
+func (c conditions) withdrawn(w withdrawal) {
+	st := c.st
 	switch {
 	case w == withdrawnExpired:
-		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonExpired,
+		c.set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonExpired,
 			"The signed URL expired before a new one was obtained; it was removed until the platform issues a new one")
 	case w == withdrawnOtherTask && isReady(*st):
-		set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending,
+		c.set(downloadsv1alpha1.ConditionReady, metav1.ConditionFalse, downloadsv1alpha1.ReasonPending,
 			"Waiting for the signed URL of the task the spec now names")
 	}
 	if st.Phase == downloadsv1alpha1.PhaseReady {
@@ -169,18 +200,18 @@ func withdrawnConditions(st *downloadsv1alpha1.TaskDownloadStatus, w withdrawal,
 	}
 }
 
-// refreshConditions sets the conditions of a reconcile that tried to replace a URL that still works,
+// refreshing sets the conditions of a reconcile that tried to replace a URL that still works,
 // and failed (f) or was told the new package is pending (f nil). Ready stays True: pods keep starting.
 //   - Refused for good, or the user must fix something: Stalled says so now, long before the URL
 //     expires and is withdrawn.
 //   - Anything else is routine and invisible to GitOps health (no Reconciling); a failure other than a
 //     rate limit is noted in Ready's message (and its Warning event) until the next answer.
-func refreshConditions(st *downloadsv1alpha1.TaskDownloadStatus, f *failure,
-	set func(condType string, status metav1.ConditionStatus, reason, message string)) {
-	apimeta.RemoveStatusCondition(&st.Conditions, downloadsv1alpha1.ConditionReconciling)
+func (c conditions) refreshing(f *failure) {
+	st := c.st
+	c.drop(downloadsv1alpha1.ConditionReconciling)
 	switch {
 	case f != nil && f.stalled:
-		set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason,
+		c.set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason,
 			"Cannot refresh the signed URL: "+f.message+"; the published URL works until "+expiryText(*st))
 		return
 	case f == nil:
@@ -188,7 +219,7 @@ func refreshConditions(st *downloadsv1alpha1.TaskDownloadStatus, f *failure,
 	case !f.keepReady:
 		setReadyNote(st, refreshFailedNote+f.reason+": "+f.message)
 	}
-	apimeta.RemoveStatusCondition(&st.Conditions, downloadsv1alpha1.ConditionStalled)
+	c.drop(downloadsv1alpha1.ConditionStalled)
 }
 
 // setReadyNote replaces what follows the publication in Ready's message (a refresh failure) with note,

@@ -5,8 +5,6 @@
 package injection
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"path"
 	"slices"
@@ -42,29 +40,6 @@ const (
 	DefaultResources = `{"requests":{"cpu":"100m","memory":"64Mi"},"limits":{"memory":"256Mi"}}`
 )
 
-// ParseResources reads a container's resources written as JSON, as in DefaultResources.
-func ParseResources(s string) (corev1.ResourceRequirements, error) {
-	var r corev1.ResourceRequirements
-	dec := json.NewDecoder(bytes.NewReader([]byte(s)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&r); err != nil {
-		return r, fmt.Errorf("%v; write a container's resources as JSON, for example %s", err, DefaultResources)
-	}
-	return r, nil
-}
-
-// ParseEnv reads one --injection-env value, NAME=VALUE.
-func ParseEnv(s string) (corev1.EnvVar, error) {
-	name, value, ok := strings.Cut(s, "=")
-	if !ok || name == "" {
-		return corev1.EnvVar{}, fmt.Errorf("%q: want NAME=VALUE, such as HTTPS_PROXY=http://proxy:3128", s)
-	}
-	if errs := validation.IsEnvVarName(name); len(errs) > 0 {
-		return corev1.EnvVar{}, fmt.Errorf("%q: %s", name, strings.Join(errs, "; "))
-	}
-	return corev1.EnvVar{Name: name, Value: value}, nil
-}
-
 // Config is what the operator's flags (and the chart's values) decide for every injected pod.
 type Config struct {
 	// Image runs /fetch; by default the manager's own image.
@@ -86,53 +61,6 @@ type Source struct {
 	Name string
 	// Target is the TaskDownload's spec.target, with its defaults applied.
 	Target downloadsv1alpha1.Target
-}
-
-// Refusal is an error the pod's author must fix; its text is the admission response's message.
-type Refusal struct{ msg string }
-
-func (r *Refusal) Error() string { return r.msg }
-
-func refuse(format string, args ...any) error { return &Refusal{msg: fmt.Sprintf(format, args...)} }
-
-// Names returns the TaskDownloads pod asks for, in the annotation's order, without repeats.
-func Names(pod *corev1.Pod) ([]string, error) {
-	value, ok := pod.Annotations[downloadsv1alpha1.AnnotationTaskDownloads]
-	if !ok || strings.TrimSpace(value) == "" {
-		return nil, refuse("the pod is labelled %s=true but its annotation %s names no TaskDownload: "+
-			"add the annotation (for example \"scene-42,scene-43\"), or remove the label",
-			downloadsv1alpha1.LabelInject, downloadsv1alpha1.AnnotationTaskDownloads)
-	}
-	var names []string
-	for _, name := range List(value) {
-		if slices.Contains(names, name) {
-			continue
-		}
-		if errs := validation.IsDNS1123Label(name); len(errs) > 0 || len(name) > MaxNameLength {
-			return nil, refuse("annotation %s: %q cannot be injected: it must be the name of a TaskDownload in "+
-				"the pod's namespace, a DNS label of at most %d characters (lower case letters, digits and '-'), "+
-				"since it names the pod's volumes and containers", downloadsv1alpha1.AnnotationTaskDownloads,
-				name, MaxNameLength)
-		}
-		names = append(names, name)
-	}
-	return names, nil
-}
-
-// Injected returns the TaskDownloads a previous admission injected into pod.
-func Injected(pod *corev1.Pod) []string {
-	return List(pod.Annotations[downloadsv1alpha1.AnnotationInjected])
-}
-
-// List splits a comma-separated annotation or flag value, trimmed, leaving out empty items.
-func List(s string) []string {
-	var items []string
-	for item := range strings.SplitSeq(s, ",") {
-		if item = strings.TrimSpace(item); item != "" {
-			items = append(items, item)
-		}
-	}
-	return items
 }
 
 // Inject adds to pod what each source needs, skipping those a previous admission injected, and returns
@@ -168,108 +96,84 @@ func Inject(pod *corev1.Pod, sources []Source, cfg Config) ([]string, error) {
 	return added, nil
 }
 
-// options are what the pod's annotations decide for all its downloads.
-type options struct {
-	resources  corev1.ResourceRequirements
-	sizeLimit  resource.Quantity
-	mountPath  string
-	containers []string
-}
-
-func podOptions(pod *corev1.Pod, cfg Config) (options, error) {
-	o := options{resources: cfg.Resources, sizeLimit: cfg.SizeLimit, mountPath: downloadsv1alpha1.DefaultInjectionMountPath}
-	a := pod.Annotations
-	if v, ok := a[downloadsv1alpha1.AnnotationFetchResources]; ok {
-		r, err := ParseResources(v)
-		if err != nil {
-			return o, refuse("annotation %s: %v", downloadsv1alpha1.AnnotationFetchResources, err)
-		}
-		o.resources = r
-	}
-	if v, ok := a[downloadsv1alpha1.AnnotationSizeLimit]; ok {
-		q, err := resource.ParseQuantity(strings.TrimSpace(v))
-		if err != nil || q.Sign() <= 0 {
-			return o, refuse("annotation %s: %q is not a positive quantity such as \"20Gi\"",
-				downloadsv1alpha1.AnnotationSizeLimit, v)
-		}
-		o.sizeLimit = q
-	}
-	if o.sizeLimit.Sign() <= 0 {
-		return o, refuse("no size for the downloads' emptyDir: set the annotation %s, for example \"20Gi\"",
-			downloadsv1alpha1.AnnotationSizeLimit)
-	}
-	if v, ok := a[downloadsv1alpha1.AnnotationMountPath]; ok {
-		v = strings.TrimSpace(v)
-		if !path.IsAbs(v) || path.Clean(v) != v || strings.Contains(v, ":") {
-			return o, refuse("annotation %s: %q must be an absolute, clean path without ':', such as /data",
-				downloadsv1alpha1.AnnotationMountPath, v)
-		}
-		o.mountPath = v
-	}
-	apps := make([]string, 0, len(pod.Spec.Containers))
-	for _, c := range pod.Spec.Containers {
-		apps = append(apps, c.Name)
-	}
-	o.containers = apps
-	if v, ok := a[downloadsv1alpha1.AnnotationContainers]; ok {
-		o.containers = nil
-		for _, name := range List(v) {
-			if !slices.Contains(apps, name) {
-				return o, refuse("annotation %s: the pod has no app container %q (its containers: %s); "+
-					"downloads are mounted only into app containers", downloadsv1alpha1.AnnotationContainers,
-					name, strings.Join(apps, ", "))
-			}
-			o.containers = append(o.containers, name)
-		}
-	}
-	return o, nil
-}
-
+// injectOne adds one TaskDownload's gate, volumes, mounts and fetch container to pod, or refuses when
+// a name or mount path it needs is taken.
 func injectOne(pod *corev1.Pod, s Source, cfg Config, o options) error {
-	fetchName := fetchPrefix + s.Name
-	dataVolume := volumePrefix + s.Name
-	urlVolume := dataVolume + urlVolumeSuffix
-	mountPath := path.Join(o.mountPath, s.Name)
+	n := namesFor(s.Name, o)
 	spec := &pod.Spec
+	if err := checkNamesFree(spec, s.Name, n); err != nil {
+		return err
+	}
+	if err := mountData(spec, s.Name, n, o); err != nil {
+		return err
+	}
+	gate := downloadsv1alpha1.SchedulingGatePrefix + s.Name
+	if !slices.ContainsFunc(spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == gate }) {
+		spec.SchedulingGates = append(spec.SchedulingGates, corev1.PodSchedulingGate{Name: gate})
+	}
+	spec.Volumes = append(spec.Volumes,
+		corev1.Volume{Name: n.urlVolume, VolumeSource: targetVolume(s.Target)},
+		corev1.Volume{Name: n.dataVolume, VolumeSource: corev1.VolumeSource{
+			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(o.sizeLimit.DeepCopy())}}},
+	)
+	spec.InitContainers = append(spec.InitContainers, fetchContainer(n, cfg, o))
+	return nil
+}
 
+// injectedNames are the names one TaskDownload's injection adds to a pod, and where the app
+// containers see its download.
+type injectedNames struct {
+	fetch, dataVolume, urlVolume, mountPath string
+}
+
+func namesFor(name string, o options) injectedNames {
+	data := volumePrefix + name
+	return injectedNames{fetch: fetchPrefix + name, dataVolume: data, urlVolume: data + urlVolumeSuffix,
+		mountPath: path.Join(o.mountPath, name)}
+}
+
+// checkNamesFree refuses a pod that already has a container or volume of a name the injection adds.
+func checkNamesFree(spec *corev1.PodSpec, name string, n injectedNames) error {
 	for _, c := range allContainers(spec) {
-		if c == fetchName {
+		if c == n.fetch {
 			return refuse("the pod already has a container named %q, which injecting TaskDownload %q would add: "+
-				"rename that container", c, s.Name)
+				"rename that container", c, name)
 		}
 	}
 	for _, v := range spec.Volumes {
-		if v.Name == dataVolume || v.Name == urlVolume {
+		if v.Name == n.dataVolume || v.Name == n.urlVolume {
 			return refuse("the pod already has a volume named %q, which injecting TaskDownload %q would add: "+
-				"rename that volume", v.Name, s.Name)
+				"rename that volume", v.Name, name)
 		}
 	}
+	return nil
+}
+
+// mountData mounts the download, read-only, into the app containers the pod chose, refusing one that
+// already mounts something at that path.
+func mountData(spec *corev1.PodSpec, name string, n injectedNames, o options) error {
 	for i := range spec.Containers {
 		c := &spec.Containers[i]
 		if !slices.Contains(o.containers, c.Name) {
 			continue
 		}
 		for _, m := range c.VolumeMounts {
-			if path.Clean(m.MountPath) == mountPath {
+			if path.Clean(m.MountPath) == n.mountPath {
 				return refuse("container %q already mounts %q at %s, where TaskDownload %q would be mounted: set "+
-					"the annotation %s to another directory", c.Name, m.Name, mountPath, s.Name,
+					"the annotation %s to another directory", c.Name, m.Name, n.mountPath, name,
 					downloadsv1alpha1.AnnotationMountPath)
 			}
 		}
-		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: dataVolume, MountPath: mountPath, ReadOnly: true})
+		c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: n.dataVolume, MountPath: n.mountPath, ReadOnly: true})
 	}
+	return nil
+}
 
-	gate := downloadsv1alpha1.SchedulingGatePrefix + s.Name
-	if !slices.ContainsFunc(spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == gate }) {
-		spec.SchedulingGates = append(spec.SchedulingGates, corev1.PodSchedulingGate{Name: gate})
-	}
-	spec.Volumes = append(spec.Volumes,
-		corev1.Volume{Name: urlVolume, VolumeSource: targetVolume(s.Target)},
-		corev1.Volume{Name: dataVolume, VolumeSource: corev1.VolumeSource{
-			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(o.sizeLimit.DeepCopy())}}},
-	)
-	spec.InitContainers = append(spec.InitContainers, corev1.Container{
-		Name:            fetchName,
+// fetchContainer runs /fetch from the manager's image: it reads the URL from the mounted target and
+// downloads into the emptyDir.
+func fetchContainer(n injectedNames, cfg Config, o options) corev1.Container {
+	return corev1.Container{
+		Name:            n.fetch,
 		Image:           cfg.Image,
 		ImagePullPolicy: cfg.ImagePullPolicy,
 		Command:         []string{"/fetch"},
@@ -283,11 +187,10 @@ func injectOne(pod *corev1.Pod, s Source, cfg Config, o options) error {
 		TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
 		SecurityContext:          fetchSecurityContext(),
 		VolumeMounts: []corev1.VolumeMount{
-			{Name: urlVolume, MountPath: urlDir, ReadOnly: true},
-			{Name: dataVolume, MountPath: dataDir},
+			{Name: n.urlVolume, MountPath: urlDir, ReadOnly: true},
+			{Name: n.dataVolume, MountPath: dataDir},
 		},
-	})
-	return nil
+	}
 }
 
 // maxBytes is fetch's --max-bytes for an emptyDir of sizeLimit: a zip archive stays on the volume while
