@@ -9,12 +9,46 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Up starts the cluster and returns once the node is Ready. On failure it leaves state.json behind,
 // so that down can remove what was started.
 func (c *Cluster) Up(ctx context.Context) error {
 	start := time.Now()
+	if err := c.prepare(); err != nil {
+		return err
+	}
+	p, err := c.writePKI()
+	if err != nil {
+		return fmt.Errorf("certificates: %w", err)
+	}
+	if err := c.startEtcd(ctx); err != nil {
+		return err
+	}
+	cs, err := c.startAPIServer(ctx, p)
+	if err != nil {
+		return err
+	}
+	if err := c.startControlLoops(p); err != nil {
+		return err
+	}
+	if err := c.startContainerd(ctx); err != nil {
+		return err
+	}
+	if err := c.startKubelet(ctx, p, cs); err != nil {
+		return err
+	}
+	if err := c.waitForDefaultServiceAccount(ctx, cs); err != nil {
+		return err
+	}
+	logf("node %s Ready %.1fs after start; KUBECONFIG=%s", nodeName, time.Since(start).Seconds(), c.kubeconfig())
+	return nil
+}
+
+// prepare checks the machine, takes down what an earlier run left, and makes the directories and
+// state.json.
+func (c *Cluster) prepare() error {
 	if err := preflight(); err != nil {
 		return err
 	}
@@ -33,14 +67,11 @@ func (c *Cluster) Up(ctx context.Context) error {
 		}
 	}
 	c.st = state{PIDs: map[string]int{}, Sysctls: readSysctls()}
-	if err := c.saveState(); err != nil {
-		return err
-	}
-	p, err := c.writePKI()
-	if err != nil {
-		return fmt.Errorf("certificates: %w", err)
-	}
+	return c.saveState()
+}
 
+// startEtcd starts etcd and waits until it is healthy.
+func (c *Cluster) startEtcd(ctx context.Context) error {
 	if err := c.start("etcd", c.bin("etcd"),
 		"--name=e2e", "--data-dir="+c.path("etcd"),
 		fmt.Sprintf("--listen-client-urls=http://127.0.0.1:%d", etcdClientPort),
@@ -56,7 +87,11 @@ func (c *Cluster) Up(ctx context.Context) error {
 	if err := c.waitHTTP(ctx, "etcd", etcdHealth, 60*time.Second); err != nil {
 		return fmt.Errorf("etcd: %w (log: %s)", err, c.logFile("etcd"))
 	}
+	return nil
+}
 
+// startAPIServer starts kube-apiserver and waits until it is ready; it returns a client of it.
+func (c *Cluster) startAPIServer(ctx context.Context, p *pki) (*kubernetes.Clientset, error) {
 	if err := c.start("kube-apiserver", c.bin("kube-apiserver"),
 		fmt.Sprintf("--etcd-servers=http://127.0.0.1:%d", etcdClientPort),
 		"--bind-address=127.0.0.1", fmt.Sprintf("--secure-port=%d", c.APIPort),
@@ -76,19 +111,23 @@ func (c *Cluster) Up(ctx context.Context) error {
 		"--enable-aggregator-routing=true",
 		"--allow-privileged=true", "--profiling=false", "--v=1",
 	); err != nil {
-		return err
+		return nil, err
 	}
 	cs, err := c.clientset()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := c.waitFor(ctx, "kube-apiserver", 120*time.Second, func(ctx context.Context) (bool, error) {
 		body, err := cs.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx)
 		return err == nil && string(body) == "ok", nil
 	}); err != nil {
-		return fmt.Errorf("kube-apiserver not ready: %w (log: %s)", err, c.logFile("kube-apiserver"))
+		return nil, fmt.Errorf("kube-apiserver not ready: %w (log: %s)", err, c.logFile("kube-apiserver"))
 	}
+	return cs, nil
+}
 
+// startControlLoops starts kube-controller-manager and kube-scheduler.
+func (c *Cluster) startControlLoops(p *pki) error {
 	if err := c.start("kube-controller-manager", c.bin("kube-controller-manager"),
 		"--kubeconfig="+c.path("controller-manager.kubeconfig"),
 		"--authentication-kubeconfig="+c.path("controller-manager.kubeconfig"),
@@ -110,7 +149,11 @@ func (c *Cluster) Up(ctx context.Context) error {
 	); err != nil {
 		return err
 	}
+	return nil
+}
 
+// startContainerd configures and starts containerd, and imports the images into it.
+func (c *Cluster) startContainerd(ctx context.Context) error {
 	if err := c.writeContainerdConfig(); err != nil {
 		return err
 	}
@@ -127,7 +170,11 @@ func (c *Cluster) Up(ctx context.Context) error {
 			return err
 		}
 	}
+	return nil
+}
 
+// startKubelet configures and starts the kubelet, and waits until the node is Ready.
+func (c *Cluster) startKubelet(ctx context.Context, p *pki, cs *kubernetes.Clientset) error {
 	if err := c.writeKubeletConfig(p); err != nil {
 		return err
 	}
@@ -154,7 +201,12 @@ func (c *Cluster) Up(ctx context.Context) error {
 	}); err != nil {
 		return fmt.Errorf("node %s not Ready: %w (log: %s)", nodeName, err, c.logFile("kubelet"))
 	}
-	// Pods in the default namespace need its ServiceAccount, which the controller manager makes.
+	return nil
+}
+
+// waitForDefaultServiceAccount waits for the ServiceAccount that pods in the default namespace need,
+// which the controller manager makes.
+func (c *Cluster) waitForDefaultServiceAccount(ctx context.Context, cs *kubernetes.Clientset) error {
 	if err := c.waitFor(ctx, "kube-controller-manager", 60*time.Second, func(ctx context.Context) (bool, error) {
 		_, err := cs.CoreV1().ServiceAccounts("default").Get(ctx, "default", metav1.GetOptions{})
 		return err == nil, nil
@@ -165,7 +217,6 @@ func (c *Cluster) Up(ctx context.Context) error {
 			c.logFile("kube-controller-manager"),
 		)
 	}
-	logf("node %s Ready %.1fs after start; KUBECONFIG=%s", nodeName, time.Since(start).Seconds(), c.kubeconfig())
 	return nil
 }
 
