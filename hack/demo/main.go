@@ -14,8 +14,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
@@ -64,43 +66,100 @@ func run(ctx context.Context, keep bool, timeout time.Duration) error {
 		_ = os.RemoveAll(workDir) // the kubeconfig and logs are of no use once the control plane is gone
 	}()
 
-	real := os.Getenv("PIXXEL_API_KEY") != ""
 	o := manager.DefaultOptions()
 	o.Manager = ctrl.Options{Metrics: metricsserver.Options{BindAddress: "0"}, HealthProbeBindAddress: "0"}
-	apiKey := "demo-api-key"
-	if real {
-		apiKey = os.Getenv("PIXXEL_API_KEY")
+	p := usePlatform(&o)
+	defer p.close()
+	op, err := startOperator(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	defer op.cancel()
+	step("Started the operator (logs: " + logPath + ")")
+
+	c, err := client.New(cfg, client.Options{Scheme: op.mgr.GetScheme()})
+	if err != nil {
+		return err
+	}
+	if err := demonstrate(ctx, c, p, timeout); err != nil {
+		return err
+	}
+	if keep {
+		if err := keepRunning(ctx, env, workDir); err != nil {
+			return err
+		}
+	}
+	return op.stop()
+}
+
+// platform is the download endpoint the operator calls: the real platform API, or a local fake.
+type platform struct {
+	apiKey string
+	real   bool
+	fake   *fakepixxel.Server
+}
+
+// usePlatform points o at the real platform API when PIXXEL_API_KEY is set, else at a local fake whose
+// tasks are pending three times, then ready.
+func usePlatform(o *manager.Options) platform {
+	p := platform{apiKey: "demo-api-key", real: os.Getenv("PIXXEL_API_KEY") != ""}
+	if p.real {
+		p.apiKey = os.Getenv("PIXXEL_API_KEY")
 		if u := os.Getenv("PIXXEL_API_URL"); u != "" {
 			o.APIURL = u
 		}
 		step("Using the real platform API at " + o.APIURL)
-	} else {
-		fake := fakepixxel.New()
-		defer fake.Close()
-		fake.RequireAPIKey(apiKey)
-		fake.SetLatency(200 * time.Millisecond)
-		fake.SetDefaultPending(3)
-		o.APIURL = fake.URL
-		o.PollInterval, o.MaxPollInterval = 700*time.Millisecond, 5*time.Second
-		step("Started a local fake of the platform's download endpoint at " + fake.URL +
-			" (each task is pending 3 times, then ready)")
+		return p
 	}
+	p.fake = fakepixxel.New()
+	p.fake.RequireAPIKey(p.apiKey)
+	p.fake.SetLatency(200 * time.Millisecond)
+	p.fake.SetDefaultPending(3)
+	o.APIURL = p.fake.URL
+	o.PollInterval, o.MaxPollInterval = 700*time.Millisecond, 5*time.Second
+	step("Started a local fake of the platform's download endpoint at " + p.fake.URL +
+		" (each task is pending 3 times, then ready)")
+	return p
+}
 
+// close stops the fake, if there is one.
+func (p platform) close() {
+	if p.fake != nil {
+		p.fake.Close()
+	}
+}
+
+// operator is the manager, running in this process until cancel.
+type operator struct {
+	mgr    ctrl.Manager
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startOperator builds the manager and starts it.
+func startOperator(ctx context.Context, cfg *rest.Config, o manager.Options) (*operator, error) {
 	mgr, err := manager.New(cfg, o)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	mgrCtx, stopMgr := context.WithCancel(ctx)
-	defer stopMgr()
-	mgrDone := make(chan error, 1)
-	go func() { mgrDone <- mgr.Start(mgrCtx) }()
-	step("Started the operator (logs: " + logPath + ")")
+	mgrCtx, cancel := context.WithCancel(ctx)
+	op := &operator{mgr: mgr, cancel: cancel, done: make(chan error, 1)}
+	go func() { op.done <- mgr.Start(mgrCtx) }()
+	return op, nil
+}
 
-	c, err := client.New(cfg, client.Options{Scheme: mgr.GetScheme()})
-	if err != nil {
+// stop stops the manager and returns its error, unless it ended because it was stopped.
+func (op *operator) stop() error {
+	op.cancel()
+	if err := <-op.done; err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
-	tds, err := createObjects(ctx, c, apiKey, real)
+	return nil
+}
+
+// demonstrate creates the demo's objects, shows them settle, and prints what was published.
+func demonstrate(ctx context.Context, c client.Client, p platform, timeout time.Duration) error {
+	tds, err := createObjects(ctx, c, p.apiKey, p.real)
 	if err != nil {
 		return err
 	}
@@ -109,24 +168,19 @@ func run(ctx context.Context, keep bool, timeout time.Duration) error {
 	if err := watch(ctx, c, timeout); err != nil {
 		return err
 	}
-	if err := showPublished(ctx, c, tds); err != nil {
-		return err
-	}
+	return showPublished(ctx, c, tds)
+}
 
-	if keep {
-		kubeconfig, err := envtestutil.WriteKubeconfig(env, workDir, "demo")
-		if err != nil {
-			return err
-		}
-		step("Everything keeps running until Ctrl-C. In another shell:")
-		fmt.Printf("\n    export KUBECONFIG=%s\n    kubectl get td -n %s\n    kubectl describe td -n %s\n\n",
-			kubeconfig, namespace, namespace)
-		<-ctx.Done()
-	}
-	stopMgr()
-	if err := <-mgrDone; err != nil && !errors.Is(err, context.Canceled) {
+// keepRunning writes a kubeconfig for the control plane, says how to use it, and waits for Ctrl-C.
+func keepRunning(ctx context.Context, env *envtest.Environment, workDir string) error {
+	kubeconfig, err := envtestutil.WriteKubeconfig(env, workDir, "demo")
+	if err != nil {
 		return err
 	}
+	step("Everything keeps running until Ctrl-C. In another shell:")
+	fmt.Printf("\n    export KUBECONFIG=%s\n    kubectl get td -n %s\n    kubectl describe td -n %s\n\n",
+		kubeconfig, namespace, namespace)
+	<-ctx.Done()
 	return nil
 }
 

@@ -18,49 +18,8 @@ import (
 func showPublished(ctx context.Context, c client.Client, tds []*downloadsv1alpha1.TaskDownload) error {
 	step("What the operator published")
 	for _, td := range tds {
-		t := td.Spec.Target
-		if t == nil {
-			cur := &downloadsv1alpha1.TaskDownload{}
-			if err := c.Get(ctx, client.ObjectKeyFromObject(td), cur); err != nil {
-				return err
-			}
-			fmt.Printf("\n  taskdownload/%s status.signedURL: %s\n", td.Name, redacted(cur.Status.SignedURL))
-			continue
-		}
-		name := t.Name
-		if name == "" {
-			name = td.Name
-		}
-		data := map[string]string{}
-		key := client.ObjectKey{Namespace: namespace, Name: name}
-		kind := strings.ToLower(string(t.Kind))
-		if t.Kind == downloadsv1alpha1.TargetSecret {
-			s := &corev1.Secret{}
-			if err := c.Get(ctx, key, s); err != nil {
-				return err
-			}
-			for k, v := range s.Data {
-				data[k] = string(v)
-			}
-		} else {
-			cm := &corev1.ConfigMap{}
-			if err := c.Get(ctx, key, cm); err != nil {
-				return err
-			}
-			data = cm.Data
-		}
-		fmt.Printf("\n  %s/%s (owned by taskdownload/%s):\n", kind, name, td.Name)
-		keys := make([]string, 0, len(data))
-		for k := range data {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		for _, k := range keys {
-			v := data[k]
-			if k == downloadsv1alpha1.KeySignedURL {
-				v = redacted(v)
-			}
-			fmt.Printf("    %-12s %s\n", k+":", v)
+		if err := showTarget(ctx, c, td); err != nil {
+			return err
 		}
 	}
 	fmt.Print(`
@@ -81,4 +40,61 @@ func redacted(u string) string {
 		return ""
 	}
 	return signedurl.Redact(u) + "?…(signature hidden)"
+}
+
+// showTarget prints the ConfigMap or Secret td published to, or its status's URL when it has no target.
+func showTarget(ctx context.Context, c client.Client, td *downloadsv1alpha1.TaskDownload) error {
+	t := td.Spec.Target
+	if t == nil {
+		cur := &downloadsv1alpha1.TaskDownload{}
+		if err := c.Get(ctx, client.ObjectKeyFromObject(td), cur); err != nil {
+			return err
+		}
+		fmt.Printf("\n  taskdownload/%s status.signedURL: %s\n", td.Name, redacted(cur.Status.SignedURL))
+		return nil
+	}
+	name := t.Name
+	if name == "" {
+		name = td.Name
+	}
+	data, err := targetData(ctx, c, t.Kind, client.ObjectKey{Namespace: namespace, Name: name})
+	if err != nil {
+		return err
+	}
+	kind := strings.ToLower(string(t.Kind))
+	fmt.Printf("\n  %s/%s (owned by taskdownload/%s):\n", kind, name, td.Name)
+	keys := make([]string, 0, len(data))
+	for k := range data {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := data[k]
+		if k == downloadsv1alpha1.KeySignedURL {
+			v = redacted(v)
+		}
+		fmt.Printf("    %-12s %s\n", k+":", v)
+	}
+	return nil
+}
+
+// targetData reads the keys of the target of kind at key.
+func targetData(ctx context.Context, c client.Client, kind downloadsv1alpha1.TargetKind,
+	key client.ObjectKey) (map[string]string, error) {
+	if kind == downloadsv1alpha1.TargetSecret {
+		s := &corev1.Secret{}
+		if err := c.Get(ctx, key, s); err != nil {
+			return nil, err
+		}
+		data := map[string]string{}
+		for k, v := range s.Data {
+			data[k] = string(v)
+		}
+		return data, nil
+	}
+	cm := &corev1.ConfigMap{}
+	if err := c.Get(ctx, key, cm); err != nil {
+		return nil, err
+	}
+	return cm.Data, nil
 }
