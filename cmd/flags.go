@@ -113,7 +113,8 @@ func (f *managerFlags) managerOptions(tlsOpts []func(*tls.Config)) ctrl.Options 
 		metricsOpts.FilterProvider = metricsauth.WithAuthenticationAndAuthorization
 	}
 	if f.metricsCertPath != "" {
-		metricsOpts.CertDir, metricsOpts.CertName, metricsOpts.KeyName = f.metricsCertPath, f.metricsCertName, f.metricsCertKey
+		metricsOpts.CertDir, metricsOpts.CertName = f.metricsCertPath, f.metricsCertName
+		metricsOpts.KeyName = f.metricsCertKey
 	}
 	leaderElectionNamespace := f.leaderElectionNamespace
 	if leaderElectionNamespace == "" {
