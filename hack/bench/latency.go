@@ -1,13 +1,11 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -63,13 +61,11 @@ func runLatency(c config, managerBin, work string) error {
 	fake.KeepRequests(false)
 
 	args := managerArgs(c, cl.kubeconfig, fake.URL)
-	logf("starting the manager: %s", strings.Join(args[1:], " "))
-	mgr, err := startManager(managerBin, args, cmp.Or(c.managerLog, filepath.Join(work, "manager.log")))
+	mgr, err := launchManager(c, managerBin, work, args)
 	if err != nil {
 		return err
 	}
 	defer mgr.Kill()
-	time.Sleep(3 * time.Second) // caches sync before the clock starts
 
 	report := latencyReport{
 		PollInterval: c.poll.String(), MaxPollInterval: c.maxPoll.String(), LatencyMS: c.latency.Milliseconds(),
@@ -125,6 +121,25 @@ func measureWait(ctx context.Context, c config, cl *cluster, fake *fakepixxel.Se
 
 	mu.Lock()
 	defer mu.Unlock()
+	d, err := collectDelays(c, fake, ns, wait, readyAt)
+	if err != nil {
+		return latencyResult{}, err
+	}
+	return d.figures(c, wait), nil
+}
+
+// delays are, for each TaskDownload of one wait, how late it was seen Ready after T (late), and the
+// two parts of that: until the fake answered ready (notice), and from then until Ready (publish).
+// Each is sorted.
+type delays struct {
+	late, notice, publish []time.Duration
+	calls                 int
+}
+
+// collectDelays reads, for each TaskDownload of ns, when the fake first answered its task and first
+// answered it ready, and readyAt, when the bench saw it Ready.
+func collectDelays(c config, fake *fakepixxel.Server, ns string, wait time.Duration,
+	readyAt map[string]time.Time) (delays, error) {
 	late := make([]time.Duration, 0, c.perWait)
 	notice := make([]time.Duration, 0, c.perWait)
 	publish := make([]time.Duration, 0, c.perWait)
@@ -135,11 +150,11 @@ func measureWait(ctx context.Context, c config, cl *cluster, fake *fakepixxel.Se
 			TaskID: string(td.Spec.TaskID)}
 		first, ok := fake.FirstCall(task)
 		if !ok {
-			return latencyResult{}, fmt.Errorf("%s/%s is Ready but its task was never answered", ns, td.Name)
+			return delays{}, fmt.Errorf("%s/%s is Ready but its task was never answered", ns, td.Name)
 		}
 		answered, ok := fake.FirstReady(task)
 		if !ok {
-			return latencyResult{}, fmt.Errorf("%s/%s is Ready but its task never answered ready", ns, td.Name)
+			return delays{}, fmt.Errorf("%s/%s is Ready but its task never answered ready", ns, td.Name)
 		}
 		late = append(late, readyAt[td.Name].Sub(first)-wait)
 		notice = append(notice, answered.Sub(first)-wait)
@@ -149,20 +164,26 @@ func measureWait(ctx context.Context, c config, cl *cluster, fake *fakepixxel.Se
 	for _, d := range [][]time.Duration{late, notice, publish} {
 		slices.Sort(d)
 	}
-	pct := func(d time.Duration) float64 { return round(100*d.Seconds()/wait.Seconds(), 1) }
-	p50, p95 := percentile(late, 50), percentile(late, 95)
+	return delays{late: late, notice: notice, publish: publish, calls: calls}, nil
+}
+
+// figures summarises the delays of one wait, as shares of it, and logs them.
+func (d delays) figures(c config, wait time.Duration) latencyResult {
+	pct := func(t time.Duration) float64 { return round(100*t.Seconds()/wait.Seconds(), 1) }
+	p50, p95 := percentile(d.late, 50), percentile(d.late, 95)
 	r := latencyResult{
-		TS: wait.Seconds(), LateP50Pct: pct(p50), LateP95Pct: pct(p95), LateMaxPct: pct(late[len(late)-1]),
+		TS: wait.Seconds(), LateP50Pct: pct(p50), LateP95Pct: pct(p95), LateMaxPct: pct(d.late[len(d.late)-1]),
 		LateP50S: round(p50.Seconds(), 3), LateP95S: round(p95.Seconds(), 3),
-		CallsPerObj:  round(float64(calls)/float64(c.perWait), 1),
-		NoticeP50Pct: pct(percentile(notice, 50)), NoticeP95Pct: pct(percentile(notice, 95)),
-		PublishP50S: round(percentile(publish, 50).Seconds(), 3), PublishP95S: round(percentile(publish, 95).Seconds(), 3),
+		CallsPerObj:  round(float64(d.calls)/float64(c.perWait), 1),
+		NoticeP50Pct: pct(percentile(d.notice, 50)), NoticeP95Pct: pct(percentile(d.notice, 95)),
+		PublishP50S: round(percentile(d.publish, 50).Seconds(), 3),
+		PublishP95S: round(percentile(d.publish, 95).Seconds(), 3),
 	}
 	logf("ready after %s: late p50 %s (%.1f%%), p95 %s (%.1f%%), max %.1f%%, %.1f calls per object; "+
 		"of which noticed p50 %.1f%% p95 %.1f%% after T, published p50 %.3fs p95 %.3fs after the answer",
 		wait, p50.Round(time.Millisecond), r.LateP50Pct, p95.Round(time.Millisecond), r.LateP95Pct, r.LateMaxPct,
 		r.CallsPerObj, r.NoticeP50Pct, r.NoticeP95Pct, r.PublishP50S, r.PublishP95S)
-	return r, nil
+	return r
 }
 
 // percentile returns the nearest-rank p-th percentile of sorted values.

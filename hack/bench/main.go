@@ -17,7 +17,6 @@ package main
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -30,8 +29,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
-	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
+	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/teardown"
 )
 
@@ -64,46 +62,6 @@ type config struct {
 	managerLog   string
 	waits        durations
 	perWait      int
-}
-
-// Result is one throughput run's figures; in bench-result.json's top level, each is the median over
-// the runs.
-type Result struct {
-	N                int     `json:"n"`
-	ReadyS           float64 `json:"ready_s"`
-	FloorS           float64 `json:"floor_s"`
-	FloorAPIS        float64 `json:"floor_api_s"`
-	FloorKubeS       float64 `json:"floor_kube_s"`
-	FloorSameWorkS   float64 `json:"floor_same_work_s"`
-	Ratio            float64 `json:"ratio"`
-	RatioSameWork    float64 `json:"ratio_same_work"`
-	APICallsPerObj   float64 `json:"api_calls_per_obj"`
-	API429Pct        float64 `json:"api_429_pct"`
-	KubeWritesPerObj float64 `json:"kube_writes_per_obj"`
-	EventsPerObj     float64 `json:"events_per_obj"`
-	KubeReadsPerObj  float64 `json:"kube_reads_per_obj"`
-	IdleAPICalls     int     `json:"idle_api_calls"`
-	IdleKubeWrites   int     `json:"idle_kube_writes"`
-	RSSMiB           float64 `json:"rss_mib"`
-	CPUS             float64 `json:"cpu_s"`
-	// CPU seconds while the same-work floor ran and while the operator got the objects Ready, and
-	// their ratio: the share of the two cores a run got varies with the machine's other load, the CPU
-	// its work takes much less.
-	FloorCPUS            float64 `json:"floor_cpu_s"`
-	ReadyCPUS            float64 `json:"ready_cpu_s"`
-	CPURatioSameWork     float64 `json:"cpu_ratio_same_work"`
-	FloorAPIServerCPUS   float64 `json:"floor_apiserver_cpu_s"`
-	ReadyAPIServerCPUS   float64 `json:"ready_apiserver_cpu_s"`
-	ReadyManagerCPUS     float64 `json:"ready_manager_cpu_s"`
-	ReadyEtcdAndBenchCPU float64 `json:"ready_etcd_bench_cpu_s"`
-	// IdleCPUS is the CPU the same processes take in the idle period, for comparison: an idle API
-	// server is not free.
-	IdleCPUS    float64 `json:"idle_cpu_s"`
-	Pending     int     `json:"pending"`
-	LatencyMS   int64   `json:"latency_ms"`
-	KeyLimit    float64 `json:"key_limit"`
-	Profile     string  `json:"profile"`
-	ManagerArgs string  `json:"manager_args"`
 }
 
 func main() {
@@ -223,133 +181,14 @@ func managerArgs(c config, kubeconfig, apiURL string) []string {
 	return append(args, strings.Fields(c.managerArgs)...)
 }
 
-// run is one throughput run on a fresh API server: the floors, then the operator.
-func run(c config, managerBin, work string) (Result, error) {
-	ctx := context.Background()
-	cl, err := startCluster(work)
-	if err != nil {
-		return Result{}, err
-	}
-	defer cl.stop()
-
-	fake := fakepixxel.New()
-	defer fake.Close()
-	fake.SetLatency(c.latency)
-	fake.SetDefaultPending(c.pending)
-	fake.SetKeyLimit(c.keyLimit)
-	fake.KeepRequests(false)
-
-	logf("measuring the floor: %d ConfigMaps created and updated twice by %d unthrottled workers", c.n, c.floorWorkers)
-	floorKube, err := kubeFloor(ctx, cl.k8s, c)
-	if err != nil {
-		return Result{}, err
-	}
-	floorAPI := apiFloor(c)
-	logf("floor: kubernetes %.2fs, platform %.2fs", floorKube.Seconds(), floorAPI.Seconds())
-	logf("measuring the same-work floor: %d TaskDownloads created, status patched twice, ConfigMap created", c.n)
-	floorSame, floorCPU, err := sameWorkFloor(ctx, cl.k8s, c)
-	if err != nil {
-		return Result{}, err
-	}
-	logf("same-work floor: %.2fs; CPU seconds %v", floorSame.Seconds(), floorCPU)
-
-	if err := load.Namespace(ctx, cl.k8s, benchNS, "bench-key"); err != nil {
-		return Result{}, err
-	}
-	args := managerArgs(c, cl.kubeconfig, fake.URL)
+// launchManager starts the manager with args, its log at -manager-log or in work, and gives its
+// caches time to sync before the clock starts.
+func launchManager(c config, managerBin, work string, args []string) (*managerproc.Process, error) {
 	logf("starting the manager: %s", strings.Join(args[1:], " "))
 	mgr, err := startManager(managerBin, args, cmp.Or(c.managerLog, filepath.Join(work, "manager.log")))
 	if err != nil {
-		return Result{}, err
+		return nil, err
 	}
-	defer mgr.Kill()
 	time.Sleep(3 * time.Second) // caches sync before the clock starts
-
-	readyCh, err := watchReady(ctx, cl.cfg, benchNS, c.n, nil)
-	if err != nil {
-		return Result{}, err
-	}
-	gated, err := startGatedPods(ctx, cl.k8s, cl.cfg, c.n) // gates.go; nil without -gated-pods
-	if err != nil {
-		return Result{}, err
-	}
-	cpuBefore := cpuNow()
-	before, err := kubeWrites(ctx, cl.clientset)
-	if err != nil {
-		return Result{}, err
-	}
-	logf("creating %d TaskDownloads with ConfigMap targets", c.n)
-	if path := os.Getenv("BENCH_APISERVER_PROFILE"); path != "" {
-		go profileAPIServer(ctx, cl.clientset, path)
-	}
-	if path := os.Getenv("BENCH_MANAGER_PROFILE"); path != "" {
-		go profileManager(path, "cpu")
-	}
-	start := time.Now()
-	if err := load.Run(c.n, c.floorWorkers, func(i int) error {
-		return cl.k8s.Create(ctx, load.TaskDownload(benchNS, "wf", i))
-	}); err != nil {
-		return Result{}, err
-	}
-	if err := waitReady(readyCh, mgr, c.n, time.Duration(c.n)*50*time.Millisecond+5*time.Minute); err != nil {
-		return Result{}, err
-	}
-	ready := time.Since(start)
-	readyCPU := cpuNow().since(cpuBefore)
-	logf("CPU seconds while getting Ready: %v", readyCPU)
-	logf("all %d Ready after %.2fs", c.n, ready.Seconds())
-	compareFloorWrites(ctx, cl.k8s)
-	if err := gated.report(ctx, mgr.Exited, c.out); err != nil {
-		return Result{}, err
-	}
-	time.Sleep(time.Second) // let the last status writes and events land in the metrics
-	after, err := kubeWrites(ctx, cl.clientset)
-	if err != nil {
-		return Result{}, err
-	}
-	calls, limited := fake.TotalCalls(), fake.RateLimitedCalls()
-	if path := os.Getenv("BENCH_MANAGER_PROFILE"); path != "" {
-		profileManager(path+".heap", "heap")
-	}
-	logf("API server requests while getting Ready (the bench's own included):\n%s", requestsBetween(before, after))
-
-	logf("watching a %s idle period", c.idle)
-	idleStart := cpuNow()
-	time.Sleep(c.idle)
-	idleCPU := cpuNow().since(idleStart)
-	logf("CPU seconds while idle: %v", idleCPU)
-	idleEnd, err := kubeWrites(ctx, cl.clientset)
-	if err != nil {
-		return Result{}, err
-	}
-	rss, cpu, err := procStats(mgr.Cmd.Process.Pid)
-	if err != nil {
-		return Result{}, err
-	}
-
-	stateWrites := after.state - before.state - float64(c.n) // minus the bench's own creates
-	floor := max(floorKube, floorAPI)
-	return Result{
-		N: c.n, ReadyS: round(ready.Seconds(), 2), FloorS: round(floor.Seconds(), 2),
-		FloorAPIS: round(floorAPI.Seconds(), 2), FloorKubeS: round(floorKube.Seconds(), 2),
-		Ratio:            round(ready.Seconds()/floor.Seconds(), 2),
-		FloorSameWorkS:   round(floorSame.Seconds(), 2),
-		RatioSameWork:    round(ready.Seconds()/floorSame.Seconds(), 2),
-		APICallsPerObj:   round(float64(calls)/float64(c.n), 2),
-		API429Pct:        round(100*float64(limited)/float64(max(calls, 1)), 2),
-		KubeWritesPerObj: round(stateWrites/float64(c.n), 2),
-		EventsPerObj:     round((after.events-before.events)/float64(c.n), 2),
-		KubeReadsPerObj:  round((after.reads-before.reads)/float64(c.n), 2),
-		IdleAPICalls:     fake.TotalCalls() - calls,
-		IdleKubeWrites:   int(idleEnd.state - after.state + idleEnd.events - after.events),
-		RSSMiB:           round(rss, 0), CPUS: round(cpu, 1),
-		FloorCPUS: round(floorCPU.total(), 1), ReadyCPUS: round(readyCPU.total(), 1),
-		CPURatioSameWork:   round(readyCPU.total()/max(floorCPU.total(), 0.1), 2),
-		FloorAPIServerCPUS: floorCPU["kube-apiserver"], ReadyAPIServerCPUS: readyCPU["kube-apiserver"],
-		ReadyManagerCPUS:     readyCPU["manager"],
-		ReadyEtcdAndBenchCPU: round(readyCPU["etcd"]+readyCPU["bench"], 1),
-		IdleCPUS:             round(idleCPU.total(), 1),
-		Pending:              c.pending, LatencyMS: c.latency.Milliseconds(), KeyLimit: c.keyLimit, Profile: c.profile,
-		ManagerArgs: strings.Join(args[1:], " "),
-	}, nil
+	return mgr, nil
 }

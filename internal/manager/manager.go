@@ -181,6 +181,31 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	api, err := newAPIClient(o)
+	if err != nil {
+		return nil, err
+	}
+	mo := managerOptions(o)
+	mgr, err := ctrl.NewManager(cfg, mo)
+	if err != nil {
+		return nil, fmt.Errorf("creating manager: %w", err)
+	}
+	rec, err := newRecorder(mgr)
+	if err != nil {
+		return nil, err
+	}
+	if err := setupControllers(mgr, o, api, rec, mo.Cache.DefaultNamespaces); err != nil {
+		return nil, err
+	}
+	if err := metrics.RegisterObjectCollector(mgr.GetClient(), mgr.Elected()); err != nil {
+		return nil, fmt.Errorf("registering metrics: %w", err)
+	}
+	return mgr, nil
+}
+
+// newAPIClient returns the platform API client: o's timeout, budget per key, HTTP client and CAs,
+// instrumented.
+func newAPIClient(o Options) (*pixxel.Client, error) {
 	clientOpts := []pixxel.Option{
 		pixxel.WithTimeout(o.RequestTimeout),
 		pixxel.WithBudget(budget.New(budget.Options{
@@ -200,7 +225,12 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--api-url: %w", err)
 	}
+	return api, nil
+}
 
+// managerOptions are o.Manager with the scheme, and the cache limited to the watched namespaces and
+// to what the controllers need.
+func managerOptions(o Options) ctrl.Options {
 	mo := o.Manager
 	if mo.Scheme == nil {
 		mo.Scheme = NewScheme()
@@ -215,15 +245,13 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	if o.EnableSchedulingGates {
 		mo.Cache = schedulinggate.CacheOptions(mo.Cache)
 	}
+	return mo
+}
 
-	mgr, err := ctrl.NewManager(cfg, mo)
-	if err != nil {
-		return nil, fmt.Errorf("creating manager: %w", err)
-	}
-	rec, err := newRecorder(mgr)
-	if err != nil {
-		return nil, err
-	}
+// setupControllers adds the TaskDownload controller to mgr and, as o asks, the scheduling gate
+// controller and the injecting webhook.
+func setupControllers(mgr ctrl.Manager, o Options, api *pixxel.Client, rec *recorder.Recorder,
+	namespaces map[string]cache.Config) error {
 	r := &controller.TaskDownloadReconciler{
 		Client:          mgr.GetClient(),
 		APIReader:       mgr.GetAPIReader(),
@@ -238,30 +266,27 @@ func New(cfg *rest.Config, o Options) (ctrl.Manager, error) {
 	}
 	if err := r.SetupWithManager(mgr, controller.SetupOptions{
 		MaxConcurrentReconciles: o.MaxConcurrentReconciles,
-		DefaultNamespaces:       mo.Cache.DefaultNamespaces,
+		DefaultNamespaces:       namespaces,
 	}); err != nil {
-		return nil, fmt.Errorf("setting up controller: %w", err)
+		return fmt.Errorf("setting up controller: %w", err)
 	}
 	if o.EnableSchedulingGates {
 		gates := &schedulinggate.Reconciler{Recorder: rec}
 		if err := gates.SetupWithManager(mgr, schedulinggate.SetupOptions{
 			MaxConcurrentReconciles: o.MaxConcurrentReconciles,
 		}); err != nil {
-			return nil, fmt.Errorf("setting up the scheduling gate controller: %w", err)
+			return fmt.Errorf("setting up the scheduling gate controller: %w", err)
 		}
 	}
 	if o.Injection != nil {
 		io := *o.Injection
 		io.Recorder, io.Namespaces = rec, o.WatchNamespaces
 		if err := injection.Setup(mgr, io); err != nil {
-			return nil, fmt.Errorf("setting up the injecting webhook: %w", err)
+			return fmt.Errorf("setting up the injecting webhook: %w", err)
 		}
 		if err := (&injection.BypassReporter{Recorder: rec}).SetupWithManager(mgr); err != nil {
-			return nil, fmt.Errorf("setting up the injection bypass report: %w", err)
+			return fmt.Errorf("setting up the injection bypass report: %w", err)
 		}
 	}
-	if err := metrics.RegisterObjectCollector(mgr.GetClient(), mgr.Elected()); err != nil {
-		return nil, fmt.Errorf("registering metrics: %w", err)
-	}
-	return mgr, nil
+	return nil
 }
