@@ -38,51 +38,67 @@ func runTool(ctx context.Context, args []string) error {
 		return errors.New("tool: --main and --out are required")
 	}
 	name := filepath.Base(*mainPkg)
-	work, err := os.MkdirTemp("", "image-tool-")
+	body, err := buildStatic(ctx, *root, *mainPkg)
 	if err != nil {
 		return err
 	}
-	defer func() { _ = os.RemoveAll(work) }()
-	bin := filepath.Join(work, name)
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
-		"-o", bin, *mainPkg)
-	cmd.Dir = *root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s: %w", *mainPkg, err)
-	}
-	body, err := os.ReadFile(bin)
+	idx, err := toolImage(name, body, *user)
 	if err != nil {
 		return err
 	}
-	created := time.Unix(0, 0).UTC()
-	base, err := layer(baseFiles(), created)
-	if err != nil {
-		return err
-	}
-	app, err := layer([]file{{name: name, mode: 0o755, body: body}}, created)
-	if err != nil {
-		return err
-	}
-	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
-	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
-	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
-		Architecture: p.Architecture, OS: p.OS, Created: v1.Time{Time: created},
-		Config: v1.Config{User: *user, Entrypoint: []string{"/" + name}, WorkingDir: "/"},
-		RootFS: v1.RootFS{Type: "layers"},
-	})
-	if err != nil {
-		return err
-	}
-	if img, err = mutate.AppendLayers(img, base, app); err != nil {
-		return err
-	}
-	idx := mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
-		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}})
 	if err := writeLayout(*out, idx, *tag); err != nil {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "image: wrote %s (/%s, tag %s)\n", *out, name, strings.TrimSpace(*tag))
 	return nil
+}
+
+// buildStatic builds mainPkg (relative to root) as a static, stripped Linux binary for this machine's
+// architecture, and returns it.
+func buildStatic(ctx context.Context, root, mainPkg string) ([]byte, error) {
+	work, err := os.MkdirTemp("", "image-tool-")
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = os.RemoveAll(work) }()
+	bin := filepath.Join(work, filepath.Base(mainPkg))
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-buildvcs=false", "-ldflags", "-s -w",
+		"-o", bin, mainPkg)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+runtime.GOARCH)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("go build %s: %w", mainPkg, err)
+	}
+	return os.ReadFile(bin)
+}
+
+// toolImage is a one-platform OCI index of an image holding the base files and the binary /name,
+// which is its entrypoint, run as user; every timestamp is the epoch, so the same binary gives the same
+// digest.
+func toolImage(name string, body []byte, user string) (v1.ImageIndex, error) {
+	created := time.Unix(0, 0).UTC()
+	base, err := layer(baseFiles(), created)
+	if err != nil {
+		return nil, err
+	}
+	app, err := layer([]file{{name: name, mode: 0o755, body: body}}, created)
+	if err != nil {
+		return nil, err
+	}
+	p := v1.Platform{OS: "linux", Architecture: runtime.GOARCH}
+	img := mutate.ConfigMediaType(mutate.MediaType(empty.Image, types.OCIManifestSchema1), types.OCIConfigJSON)
+	img, err = mutate.ConfigFile(img, &v1.ConfigFile{
+		Architecture: p.Architecture, OS: p.OS, Created: v1.Time{Time: created},
+		Config: v1.Config{User: user, Entrypoint: []string{"/" + name}, WorkingDir: "/"},
+		RootFS: v1.RootFS{Type: "layers"},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if img, err = mutate.AppendLayers(img, base, app); err != nil {
+		return nil, err
+	}
+	return mutate.AppendManifests(mutate.IndexMediaType(empty.Index, types.OCIImageIndex),
+		mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{Platform: &p}}), nil
 }

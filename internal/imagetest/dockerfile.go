@@ -22,6 +22,22 @@ type Dockerfile struct {
 // of the syntax the Dockerfile uses: comments, line continuations, exec-form ENTRYPOINT, and
 // key="value" LABEL pairs.
 func ParseDockerfile(file string) (*Dockerfile, error) {
+	instructions, err := readInstructions(file)
+	if err != nil {
+		return nil, err
+	}
+	d := &Dockerfile{Labels: map[string]string{}}
+	for _, ins := range instructions {
+		if err := d.apply(ins); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// readInstructions returns the file's instructions, one a string: comments and blank lines left out,
+// continued lines joined.
+func readInstructions(file string) ([]string, error) {
 	f, err := os.Open(file)
 	if err != nil {
 		return nil, err
@@ -50,43 +66,44 @@ func ParseDockerfile(file string) (*Dockerfile, error) {
 	if cur.Len() > 0 {
 		return nil, fmt.Errorf("%s ends inside a continued line", file)
 	}
+	return instructions, nil
+}
 
-	d := &Dockerfile{Labels: map[string]string{}}
-	for _, ins := range instructions {
-		keyword, args, _ := strings.Cut(ins, " ")
-		args = strings.TrimSpace(args)
-		switch strings.ToUpper(keyword) {
-		case "FROM":
-			// A new stage: only the last one describes the image.
-			fields := strings.Fields(args)
-			for len(fields) > 0 && strings.HasPrefix(fields[0], "--") {
-				fields = fields[1:]
-			}
-			if len(fields) == 0 {
-				return nil, fmt.Errorf("FROM without an image: %q", ins)
-			}
-			*d = Dockerfile{Base: fields[0], Labels: map[string]string{}, BuildRuns: d.BuildRuns}
-		case "USER":
-			d.User = args
-		case "ENTRYPOINT":
-			if err := json.Unmarshal([]byte(args), &d.Entrypoint); err != nil {
-				return nil, fmt.Errorf("ENTRYPOINT %s is not in exec form: %w", args, err)
-			}
-		case "COPY", "ADD":
-			fields := strings.Fields(args)
-			if len(fields) < 2 {
-				return nil, fmt.Errorf("%s without a destination: %q", keyword, ins)
-			}
-			d.CopyDests = append(d.CopyDests, fields[len(fields)-1])
-		case "LABEL":
-			if err := parseLabels(args, d.Labels); err != nil {
-				return nil, fmt.Errorf("%q: %w", ins, err)
-			}
-		case "RUN":
-			d.BuildRuns = append(d.BuildRuns, args)
+// apply records what one instruction says of the image.
+func (d *Dockerfile) apply(ins string) error {
+	keyword, args, _ := strings.Cut(ins, " ")
+	args = strings.TrimSpace(args)
+	switch strings.ToUpper(keyword) {
+	case "FROM":
+		// A new stage: only the last one describes the image.
+		fields := strings.Fields(args)
+		for len(fields) > 0 && strings.HasPrefix(fields[0], "--") {
+			fields = fields[1:]
 		}
+		if len(fields) == 0 {
+			return fmt.Errorf("FROM without an image: %q", ins)
+		}
+		*d = Dockerfile{Base: fields[0], Labels: map[string]string{}, BuildRuns: d.BuildRuns}
+	case "USER":
+		d.User = args
+	case "ENTRYPOINT":
+		if err := json.Unmarshal([]byte(args), &d.Entrypoint); err != nil {
+			return fmt.Errorf("ENTRYPOINT %s is not in exec form: %w", args, err)
+		}
+	case "COPY", "ADD":
+		fields := strings.Fields(args)
+		if len(fields) < 2 {
+			return fmt.Errorf("%s without a destination: %q", keyword, ins)
+		}
+		d.CopyDests = append(d.CopyDests, fields[len(fields)-1])
+	case "LABEL":
+		if err := parseLabels(args, d.Labels); err != nil {
+			return fmt.Errorf("%q: %w", ins, err)
+		}
+	case "RUN":
+		d.BuildRuns = append(d.BuildRuns, args)
 	}
-	return d, nil
+	return nil
 }
 
 // parseLabels reads key=value pairs whose values may be double-quoted and hold spaces.

@@ -65,8 +65,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "checker: %v\n", err)
 		os.Exit(1)
 	}
-	bad := 0
 	// fetch records what it placed; a main container can read it (issue 21).
+	bad := 0
 	if _, ok := want[recordName]; !ok {
 		if err := checkRecord(filepath.Join(*dir, recordName)); err != nil {
 			fmt.Printf("BAD RECORD %s: %v\n", recordName, err)
@@ -74,6 +74,22 @@ func main() {
 		}
 		delete(got, recordName)
 	}
+	wrong, checked := compare(want, got)
+	if bad += wrong; bad > 0 {
+		fmt.Printf("checker: %d of %d files wrong\n", bad, checked)
+		os.Exit(1)
+	}
+	fmt.Printf("checker: all %d files match\n", len(want))
+	if *stay {
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+		<-stop
+	}
+}
+
+// compare prints one line for each file expected or found, in name order, and returns how many are
+// wrong (missing, unexpected or different) of how many it checked.
+func compare(want, got map[string]string) (wrong, checked int) {
 	names := make([]string, 0, len(want)+len(got))
 	for n := range want {
 		names = append(names, n)
@@ -98,18 +114,9 @@ func main() {
 			fmt.Printf("OK         %s %s\n", n, g)
 			continue
 		}
-		bad++
+		wrong++
 	}
-	if bad > 0 {
-		fmt.Printf("checker: %d of %d files wrong\n", bad, len(names))
-		os.Exit(1)
-	}
-	fmt.Printf("checker: all %d files match\n", len(want))
-	if *stay {
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-		<-stop
-	}
+	return wrong, len(names)
 }
 
 // inspectPID reads /proc/<pid>/status (effective uid and gid) and /proc/<pid>/mountinfo (the mode of
