@@ -119,58 +119,14 @@ func (tg *testGroup) run(evalInterval time.Duration, ruleFiles []string) []error
 	defer func() { _ = suite.Close() }()
 	suite.SubqueryInterval = evalInterval
 
-	m := rules.NewManager(&rules.ManagerOptions{
-		QueryFunc:    rules.EngineQueryFunc(suite.QueryEngine(), suite.Storage()),
-		AppendableV2: suite.Storage(),
-		Context:      context.Background(),
-		NotifyFunc:   func(context.Context, string, ...*rules.Alert) {},
-		Logger:       promslog.NewNopLogger(),
-		Parser:       promqlParser,
-	})
-	groupsByName, errs := m.LoadGroups(time.Duration(tg.Interval), labels.EmptyLabels(), "", nil, false, ruleFiles...)
+	groups, errs := tg.loadGroups(suite, ruleFiles)
 	if errs != nil {
 		return errs
 	}
-	groups := make([]*rules.Group, 0, len(groupsByName))
-	for _, g := range groupsByName {
-		groups = append(groups, g)
-	}
-	slices.SortFunc(groups, func(a, b *rules.Group) int { return strings.Compare(a.Name(), b.Name()) })
-	for _, g := range groups {
-		for _, r := range g.Rules() {
-			if ar, ok := r.(*rules.AlertingRule); ok {
-				ar.SetRestored(true) // as promtool: alerts go on without waiting for a restore
-			}
-		}
-	}
-
-	var maxEval time.Duration
-	for _, a := range tg.AlertRuleTests {
-		maxEval = max(maxEval, time.Duration(a.EvalTime))
-	}
-	for _, p := range tg.PromqlExprTest {
-		maxEval = max(maxEval, time.Duration(p.EvalTime))
-	}
-
 	start := time.Unix(0, 0).UTC()
 	var failures []error
-	for ts := start; !ts.After(start.Add(maxEval)); ts = ts.Add(evalInterval) {
-		var evalErrs []error
-		suite.WithSamplesTill(ts, func(err error) {
-			if err != nil {
-				evalErrs = append(evalErrs, err)
-				return
-			}
-			for _, g := range groups {
-				g.Eval(suite.Context(), ts)
-				for _, r := range g.Rules() {
-					if r.LastError() != nil {
-						evalErrs = append(evalErrs, fmt.Errorf("rule %s at %s: %w", r.Name(), ts.Sub(start), r.LastError()))
-					}
-				}
-			}
-		})
-		if len(evalErrs) > 0 {
+	for ts := start; !ts.After(start.Add(tg.maxEvalTime())); ts = ts.Add(evalInterval) {
+		if evalErrs := eval(suite, groups, start, ts); len(evalErrs) > 0 {
 			return append(failures, evalErrs...)
 		}
 		// As promtool: an eval_time is checked on the evaluation at or just before it.
@@ -189,6 +145,69 @@ func (tg *testGroup) run(evalInterval time.Duration, ruleFiles []string) []error
 		}
 	}
 	return failures
+}
+
+// loadGroups loads the rule files into a rule manager over the suite's storage, and returns their
+// groups in name order, with every alert marked restored.
+func (tg *testGroup) loadGroups(suite *promqltest.LazyLoader, ruleFiles []string) ([]*rules.Group, []error) {
+	m := rules.NewManager(&rules.ManagerOptions{
+		QueryFunc:    rules.EngineQueryFunc(suite.QueryEngine(), suite.Storage()),
+		AppendableV2: suite.Storage(),
+		Context:      context.Background(),
+		NotifyFunc:   func(context.Context, string, ...*rules.Alert) {},
+		Logger:       promslog.NewNopLogger(),
+		Parser:       promqlParser,
+	})
+	groupsByName, errs := m.LoadGroups(time.Duration(tg.Interval), labels.EmptyLabels(), "", nil, false, ruleFiles...)
+	if errs != nil {
+		return nil, errs
+	}
+	groups := make([]*rules.Group, 0, len(groupsByName))
+	for _, g := range groupsByName {
+		groups = append(groups, g)
+	}
+	slices.SortFunc(groups, func(a, b *rules.Group) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, g := range groups {
+		for _, r := range g.Rules() {
+			if ar, ok := r.(*rules.AlertingRule); ok {
+				ar.SetRestored(true) // as promtool: alerts go on without waiting for a restore
+			}
+		}
+	}
+	return groups, nil
+}
+
+// maxEvalTime is the latest eval_time of the group's tests.
+func (tg *testGroup) maxEvalTime() time.Duration {
+	var maxEval time.Duration
+	for _, a := range tg.AlertRuleTests {
+		maxEval = max(maxEval, time.Duration(a.EvalTime))
+	}
+	for _, p := range tg.PromqlExprTest {
+		maxEval = max(maxEval, time.Duration(p.EvalTime))
+	}
+	return maxEval
+}
+
+// eval evaluates every group at ts, with the input series loaded up to ts, and returns the errors of
+// the rules that failed.
+func eval(suite *promqltest.LazyLoader, groups []*rules.Group, start, ts time.Time) []error {
+	var evalErrs []error
+	suite.WithSamplesTill(ts, func(err error) {
+		if err != nil {
+			evalErrs = append(evalErrs, err)
+			return
+		}
+		for _, g := range groups {
+			g.Eval(suite.Context(), ts)
+			for _, r := range g.Rules() {
+				if r.LastError() != nil {
+					evalErrs = append(evalErrs, fmt.Errorf("rule %s at %s: %w", r.Name(), ts.Sub(start), r.LastError()))
+				}
+			}
+		}
+	})
+	return evalErrs
 }
 
 // check compares the firing alerts named tc.Alertname with the expected ones.
