@@ -92,7 +92,7 @@ func taskFailed(taskStatus string) *failure {
 func targetConflict(ref target.Ref) *failure {
 	return &failure{reason: downloadsv1alpha1.ReasonTargetConflict, retry: retrySlow, stalled: true,
 		message: fmt.Sprintf("%s %q already exists and is not controlled by this TaskDownload; "+
-			"delete or rename it, or choose another spec.target.name", ref.Kind.Name(), ref.Name)}
+			"delete or rename it, or choose another spec.target.name", ref.Kind.TargetKind(), ref.Name)}
 }
 
 // classify maps an error from the platform API client to the operator's response. With the

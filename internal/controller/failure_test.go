@@ -127,6 +127,12 @@ func TestNextReconcile(t *testing.T) {
 			want: 5 * time.Second},
 		{name: "the published URL expires first", out: outcome{requeueAfter: time.Hour}, status: expiresIn(2 * time.Second),
 			want: 2*time.Second + expiryGrace},
+		{name: "a poll waits for an expiry due before it, not counting from its call",
+			out:    outcome{requeueAfter: 10 * time.Second, polled: now.Add(-4 * time.Second)},
+			status: expiresIn(8 * time.Second), want: 8*time.Second + expiryGrace},
+		{name: "a poll due before the expiry counts from its call",
+			out:    outcome{requeueAfter: 10 * time.Second, polled: now.Add(-4 * time.Second)},
+			status: expiresIn(time.Minute), want: 6 * time.Second},
 		{name: "a failure's retry is capped by the expiry too", failure: &failure{retry: retrySlow}, status: expiresIn(time.Second),
 			want: time.Second + expiryGrace},
 	} {

@@ -17,7 +17,7 @@ import (
 // here after checking the target. A target still at the resourceVersion the operator's own last write
 // left is untouched; any other is read whole, and one that was deleted or whose data someone else
 // changed is reported (TargetModified) and rewritten from status when status knows the URL; otherwise
-// (a Secret target) a fresh URL is requested.
+// (a kind whose URL status does not show, a Secret) a fresh URL is requested.
 func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (outcome, error) {
 	td := s.td
 	if !s.inputsHandled() || !hasPublishedURL(td.Status) || publishedForAnotherTask(td) {
@@ -34,7 +34,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (o
 		s.obs.kept = true
 		return kept, nil
 	}
-	meta, err := r.getTargetMetadata(ctx, td, ref)
+	meta, err := r.cachedTargetMetadata(ctx, td, ref)
 	if err != nil {
 		return outcome{}, err
 	}
@@ -48,7 +48,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (o
 	if meta != nil || wrote {
 		// Read whole from the API server; when the cache has no copy, it may not have seen the
 		// operator's own create yet.
-		if existing, err = r.readTarget(ctx, td, ref); err != nil {
+		if existing, err = absentAsNil(r.readTarget(ctx, td, ref)); err != nil {
 			return outcome{}, err
 		}
 	}
@@ -91,7 +91,7 @@ func (r *TaskDownloadReconciler) reportTargetModified(s *scope, ref target.Ref, 
 		what, how = "deleted", "recreated from status"
 	}
 	if !restorable {
-		how = fmt.Sprintf("a new signed URL is requested, since a %s target's URL is not kept in status", ref.Kind.Name())
+		how = fmt.Sprintf("a new signed URL is requested, since a %s target's URL is not kept in status", ref.Kind.TargetKind())
 	}
 	msg := fmt.Sprintf("%s was %s by someone other than the operator; %s", describeTarget(s.td), what, how)
 	s.log.Info("Published target modified", "target", describeTarget(s.td), "change", what)

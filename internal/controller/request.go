@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"net/http/httptrace"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -75,9 +76,13 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
 		s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
 		return outcome{requeueAfter: delay, polled: sentAt()}, nil
+	case pixxel.StateReady:
+		s.obs.signedURL = d.SignedURL
+		return outcome{}, nil
 	}
-	s.obs.signedURL = d.SignedURL
-	return outcome{}, nil
+	// A State this switch does not know: never taken for ready, whose URL Validate checked.
+	return outcome{}, classify(&pixxel.InvalidResponseError{Reason: "status " + strconv.Quote(s.obs.taskStatus) +
+		" is not handled by this operator version"})
 }
 
 // traceSend returns a context that records when the request made with it is sent, and a function that

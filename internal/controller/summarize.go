@@ -64,6 +64,34 @@ func summarize(prev downloadsv1alpha1.TaskDownloadStatus, generation int64, obs 
 	return st
 }
 
+// recordFields writes what a reconcile asked, was answered and published into status: everything but
+// phase and conditions.
+func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation) {
+	if obs.requested {
+		st.LastHandledRequestedAt = obs.requestedAt
+		st.PendingSince = obs.pendingSince
+		st.StalledOn = ""
+		if f := obs.failure; f != nil && f.retry == retryNever {
+			st.StalledOn = obs.inputs
+		}
+	}
+	if obs.answered {
+		st.TaskStatus = obs.taskStatus
+	}
+	if obs.suspended {
+		st.PendingSince = nil
+	}
+	if obs.withdrawn != notWithdrawn {
+		st.SignedURL, st.ExpiresAt, st.PublishedTask = "", nil, nil
+	}
+	if p := obs.published; p != nil {
+		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
+		task := p.task
+		st.PublishedTask = &task
+		st.LastRequestTime = &metav1.Time{Time: p.obtainedAt}
+	}
+}
+
 // conditions sets the phase and conditions of st, the status a reconcile of generation writes at stamp.
 type conditions struct {
 	st         *downloadsv1alpha1.TaskDownloadStatus
@@ -79,6 +107,28 @@ func (c conditions) set(condType string, status metav1.ConditionStatus, reason, 
 }
 
 func (c conditions) drop(condType string) { apimeta.RemoveStatusCondition(&c.st.Conditions, condType) }
+
+// refreshing sets the conditions of a reconcile that tried to replace a URL that still works,
+// and failed (f) or was told the new package is pending (f nil). Ready stays True: pods keep starting.
+//   - Refused for good, or the user must fix something: Stalled says so now, long before the URL
+//     expires and is withdrawn.
+//   - Anything else is routine and invisible to GitOps health (no Reconciling); a failure other than a
+//     rate limit is noted in Ready's message (and its Warning event) until the next answer.
+func (c conditions) refreshing(f *failure) {
+	st := c.st
+	c.drop(downloadsv1alpha1.ConditionReconciling)
+	switch {
+	case f != nil && f.stalled:
+		c.set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason,
+			"Cannot refresh the signed URL: "+f.message+"; the published URL works until "+expiryText(*st))
+		return
+	case f == nil:
+		setReadyNote(st, "")
+	case !f.keepReady:
+		setReadyNote(st, refreshFailedNote+f.reason+": "+f.message)
+	}
+	c.drop(downloadsv1alpha1.ConditionStalled)
+}
 
 // suspended: nothing is asked of the platform; Ready stays True while a published URL works.
 func (c conditions) suspended(urlPublished bool) {
@@ -152,34 +202,6 @@ func (c conditions) unchanged(kept bool) {
 	}
 }
 
-// recordFields writes what a reconcile asked, was answered and published into status: everything but
-// phase and conditions.
-func recordFields(st *downloadsv1alpha1.TaskDownloadStatus, obs observation) {
-	if obs.requested {
-		st.LastHandledRequestedAt = obs.requestedAt
-		st.PendingSince = obs.pendingSince
-		st.StalledOn = ""
-		if f := obs.failure; f != nil && f.retry == retryNever {
-			st.StalledOn = obs.inputs
-		}
-	}
-	if obs.answered {
-		st.TaskStatus = obs.taskStatus
-	}
-	if obs.suspended {
-		st.PendingSince = nil
-	}
-	if obs.withdrawn != notWithdrawn {
-		st.SignedURL, st.ExpiresAt, st.PublishedTask = "", nil, nil
-	}
-	if p := obs.published; p != nil {
-		st.SignedURL, st.ExpiresAt = obs.statusURL, p.expiresAt
-		task := p.task
-		st.PublishedTask = &task
-		st.LastRequestTime = &metav1.Time{Time: p.obtainedAt}
-	}
-}
-
 // withdrawn leaves nothing Ready after a URL was removed in this reconcile, for reason w.
 func (c conditions) withdrawn(w withdrawal) {
 	st := c.st
@@ -198,28 +220,6 @@ func (c conditions) withdrawn(w withdrawal) {
 			st.Phase = downloadsv1alpha1.PhaseFailed
 		}
 	}
-}
-
-// refreshing sets the conditions of a reconcile that tried to replace a URL that still works,
-// and failed (f) or was told the new package is pending (f nil). Ready stays True: pods keep starting.
-//   - Refused for good, or the user must fix something: Stalled says so now, long before the URL
-//     expires and is withdrawn.
-//   - Anything else is routine and invisible to GitOps health (no Reconciling); a failure other than a
-//     rate limit is noted in Ready's message (and its Warning event) until the next answer.
-func (c conditions) refreshing(f *failure) {
-	st := c.st
-	c.drop(downloadsv1alpha1.ConditionReconciling)
-	switch {
-	case f != nil && f.stalled:
-		c.set(downloadsv1alpha1.ConditionStalled, metav1.ConditionTrue, f.reason,
-			"Cannot refresh the signed URL: "+f.message+"; the published URL works until "+expiryText(*st))
-		return
-	case f == nil:
-		setReadyNote(st, "")
-	case !f.keepReady:
-		setReadyNote(st, refreshFailedNote+f.reason+": "+f.message)
-	}
-	c.drop(downloadsv1alpha1.ConditionStalled)
 }
 
 // setReadyNote replaces what follows the publication in Ready's message (a refresh failure) with note,

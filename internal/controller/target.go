@@ -41,10 +41,13 @@ func targetData(td *downloadsv1alpha1.TaskDownload, p publication) map[string]st
 	}
 }
 
-// getTargetMetadata reads the TaskDownload's target from the cache, which holds only the metadata of
-// the objects labelled as the operator's. A miss means absent or not ours: writeTarget's create tells
-// which.
-func (r *TaskDownloadReconciler) getTargetMetadata(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
+// The target is read three ways: its metadata from the manager's cache (cachedTargetMetadata), which
+// holds only the objects labelled as the operator's; whole from the API server when the cache knows it
+// (getTarget); and whole from the API server whatever the cache says (readTarget).
+
+// cachedTargetMetadata reads the TaskDownload's target from the cache. A miss means absent or not
+// ours: writeTarget's create tells which.
+func (r *TaskDownloadReconciler) cachedTargetMetadata(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
 	ref target.Ref) (*metav1.PartialObjectMetadata, error) {
 	meta := target.Metadata(ref.Kind)
 	err := r.Get(ctx, ref.NamespacedName, meta)
@@ -64,28 +67,34 @@ func (r *TaskDownloadReconciler) getTargetMetadata(ctx context.Context, td *down
 // metadata only. It is nil when the cache knows no target of ours.
 func (r *TaskDownloadReconciler) getTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
 	ref target.Ref) (client.Object, error) {
-	meta, err := r.getTargetMetadata(ctx, td, ref)
+	meta, err := r.cachedTargetMetadata(ctx, td, ref)
 	if meta == nil || err != nil {
 		return nil, err
 	}
-	return r.readTarget(ctx, td, ref)
+	return absentAsNil(r.readTarget(ctx, td, ref))
 }
 
-// readTarget reads the TaskDownload's target whole from the API server; nil when absent. It is how the
-// operator reads its own create before the cache has seen it, too.
+// readTarget reads the TaskDownload's target whole from the API server, whatever the cache says: an
+// object the cache does not know yet (the operator's own create), or one it cannot know (not
+// labelled). An object this TaskDownload does not control is a conflict.
 func (r *TaskDownloadReconciler) readTarget(ctx context.Context, td *downloadsv1alpha1.TaskDownload,
 	ref target.Ref) (client.Object, error) {
 	obj := ref.Kind.New()
 	if err := r.APIReader.Get(ctx, ref.NamespacedName, obj); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, nil
-		}
 		return nil, fmt.Errorf("reading %s: %w", ref, err)
 	}
 	if !metav1.IsControlledBy(obj, td) {
 		return nil, targetConflict(ref)
 	}
 	return obj, nil
+}
+
+// absentAsNil turns the read of an object that does not exist into no object and no error.
+func absentAsNil(obj client.Object, err error) (client.Object, error) {
+	if apierrors.IsNotFound(err) {
+		return nil, nil
+	}
+	return obj, err
 }
 
 // targetInSync tells whether the existing target, of kind k, already holds what would be published.
@@ -119,9 +128,6 @@ func (r *TaskDownloadReconciler) writeTarget(ctx context.Context, td *downloadsv
 		// It exists but is not in the cache: someone else's, or ours without its label.
 		if existing, err = r.readTarget(ctx, td, ref); err != nil {
 			return err
-		}
-		if existing == nil {
-			return fmt.Errorf("creating %s: it exists, yet cannot be read", ref)
 		}
 	}
 	owned := existing.GetLabels()[downloadsv1alpha1.LabelManagedBy] == downloadsv1alpha1.ManagedByValue
@@ -184,12 +190,12 @@ func (r *TaskDownloadReconciler) pruneTargets(ctx context.Context, td *downloads
 		}
 		for i := range list.Items {
 			obj := &list.Items[i]
-			stillNamed := hasTarget && current.Kind == k && obj.GetName() == current.Name
+			stillNamed := hasTarget && current.Kind.TargetKind() == k.TargetKind() && obj.GetName() == current.Name
 			if !metav1.IsControlledBy(obj, td) || stillNamed {
 				continue
 			}
 			if err := r.Delete(ctx, obj, client.Preconditions{UID: new(obj.GetUID())}); client.IgnoreNotFound(err) != nil {
-				return fmt.Errorf("deleting stale %s %s: %w", k.Name(), obj.GetName(), err)
+				return fmt.Errorf("deleting stale %s %s: %w", k.TargetKind(), obj.GetName(), err)
 			}
 		}
 	}

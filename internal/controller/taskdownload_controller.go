@@ -143,11 +143,11 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		// own backoff.
 		return ctrl.Result{}, err
 	}
-	next, err := r.patchStatus(ctx, s)
+	status, err := r.patchStatus(ctx, s)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	return r.nextReconcile(s, out, next), nil
+	return r.nextReconcile(s, out, status), nil
 }
 
 // runSteps runs the steps in order. Once one is done or fails (its failure goes to s.obs.failure),
@@ -155,7 +155,7 @@ func (r *TaskDownloadReconciler) Reconcile(ctx context.Context, req ctrl.Request
 // suspension), an expired URL, or one for a task the spec no longer names, must go.
 func (r *TaskDownloadReconciler) runSteps(ctx context.Context, s *scope) (outcome, error) {
 	var out outcome
-	for _, st := range []struct {
+	for _, stage := range []struct {
 		run    step
 		always bool
 	}{
@@ -166,10 +166,10 @@ func (r *TaskDownloadReconciler) runSteps(ctx context.Context, s *scope) (outcom
 		{run: r.publish},                // write a ready URL to the target
 		{run: r.withdraw, always: true}, // remove an expired URL, or another task's
 	} {
-		if (out.done || s.obs.failure != nil) && !st.always {
+		if (out.done || s.obs.failure != nil) && !stage.always {
 			continue
 		}
-		o, err := st.run(ctx, s)
+		o, err := stage.run(ctx, s)
 		if f, ok := errors.AsType[*failure](err); ok {
 			s.obs.failure = f
 		} else if err != nil {
@@ -201,21 +201,24 @@ func (r *TaskDownloadReconciler) patchStatus(ctx context.Context, s *scope) (dow
 }
 
 // nextReconcile is when the object is reconciled again: after a failure, when its retry kind says
-// (retryDelay); otherwise when the steps asked, a poll counted from its call (afterCall). Either way
-// never negative, and no later than just after the published URL's expiry (wakeUp).
-func (r *TaskDownloadReconciler) nextReconcile(s *scope, out outcome, st downloadsv1alpha1.TaskDownloadStatus) ctrl.Result {
+// (retryDelay), else when the steps asked; never negative, and no later than just after the published
+// URL's expiry (wakeUp). A poll of a pending package that is still the next thing due counts from its
+// call (afterCall); when the expiry comes first, the poll waits for that wake-up, so that two calls
+// are never closer than half a poll delay.
+func (r *TaskDownloadReconciler) nextReconcile(s *scope, out outcome, status downloadsv1alpha1.TaskDownloadStatus) ctrl.Result {
 	after := out.requeueAfter
-	switch {
-	case s.obs.failure != nil:
+	if s.obs.failure != nil {
 		after = r.retryDelay(s.key, s.obs.failure)
-	case !out.polled.IsZero():
-		after = afterCall(after, r.Clock.Since(out.polled))
 	}
 	var expires *time.Time
-	if st.ExpiresAt != nil {
-		expires = &st.ExpiresAt.Time
+	if status.ExpiresAt != nil {
+		expires = &status.ExpiresAt.Time
 	}
-	return wakeUp(ctrl.Result{RequeueAfter: after}, expires, s.now, r.PollInterval)
+	next := wakeUp(ctrl.Result{RequeueAfter: after}, expires, s.now, r.PollInterval)
+	if pollIsNext := s.obs.failure == nil && !out.polled.IsZero() && next.RequeueAfter == after; pollIsNext {
+		next.RequeueAfter = afterCall(after, r.Clock.Since(out.polled))
+	}
+	return next
 }
 
 func (r *TaskDownloadReconciler) forget(key types.NamespacedName) {

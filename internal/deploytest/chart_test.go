@@ -309,8 +309,8 @@ func TestLeastPrivilegePolicy(t *testing.T) {
 		confined = append(confined, rule.(map[string]any)["resources"].([]any)...)
 	}
 	for _, k := range target.Kinds() {
-		g.Expect(confined).To(ContainElement(strings.ToLower(string(k.Name()))+"s"),
-			"the least-privilege policy does not confine the operator's writes of %ss", k.Name())
+		g.Expect(confined).To(ContainElement(strings.ToLower(string(k.TargetKind()))+"s"),
+			"the least-privilege policy does not confine the operator's writes of %ss", k.TargetKind())
 	}
 	g.Expect(kinds(helmTemplate(t, "--set", "admissionPolicy.enabled=false"))).NotTo(HaveKey("ValidatingAdmissionPolicy"))
 }

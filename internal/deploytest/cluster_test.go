@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 	"github.com/pixxel-space/taskdownload-operator/internal/manager"
 	"github.com/pixxel-space/taskdownload-operator/internal/schedulinggate"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/envtestutil"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/managerproc"
 )
@@ -128,8 +130,8 @@ func (c *cluster) apply(t *testing.T, objs []*unstructured.Unstructured) {
 	}
 }
 
-// createTaskDownloads makes the API key Secret and two TaskDownloads, publishing to a ConfigMap and
-// to a Secret, in ns.
+// createTaskDownloads makes the API key Secret and one TaskDownload per target kind, to-configmap and
+// to-secret, in ns.
 func (c *cluster) createTaskDownloads(t *testing.T, ns string) {
 	t.Helper()
 	g := NewWithT(t)
@@ -138,15 +140,14 @@ func (c *cluster) createTaskDownloads(t *testing.T, ns string) {
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "pixxel-api-key"},
 		StringData: map[string]string{"api-key": apiKey},
 	})).To(Succeed())
-	for name, target := range map[string]downloadsv1alpha1.TargetKind{
-		"to-configmap": downloadsv1alpha1.TargetConfigMap, "to-secret": downloadsv1alpha1.TargetSecret,
-	} {
+	for _, k := range target.Kinds() {
+		name := "to-" + strings.ToLower(string(k.TargetKind()))
 		td := &downloadsv1alpha1.TaskDownload{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 			Spec: downloadsv1alpha1.TaskDownloadSpec{
 				WorkflowID: "wf", JobID: "job", TaskID: downloadsv1alpha1.ResourceID(ns + "-" + name),
 				APIKeySecretRef: downloadsv1alpha1.SecretKeySelector{Name: "pixxel-api-key"},
-				Target:          &downloadsv1alpha1.Target{Kind: target, Name: name},
+				Target:          &downloadsv1alpha1.Target{Kind: k.TargetKind(), Name: name},
 			},
 		}
 		g.Expect(c.admin.Create(ctx, td)).To(Succeed())

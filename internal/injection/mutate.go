@@ -60,7 +60,7 @@ type Source struct {
 	// Name of the TaskDownload, in the pod's namespace.
 	Name string
 	// Target is the TaskDownload's spec.target, with its defaults applied.
-	Target downloadsv1alpha1.Target
+	Target target.Ref
 }
 
 // Inject adds to pod what each source needs, skipping those a previous admission injected, and returns
@@ -111,8 +111,10 @@ func injectOne(pod *corev1.Pod, s Source, cfg Config, o options) error {
 	if !slices.ContainsFunc(spec.SchedulingGates, func(g corev1.PodSchedulingGate) bool { return g.Name == gate }) {
 		spec.SchedulingGates = append(spec.SchedulingGates, corev1.PodSchedulingGate{Name: gate})
 	}
+	// The gate holds the pod until the TaskDownload is Ready, so its target exists by the time the
+	// kubelet mounts it, and the kubelet updates the mounted SIGNED_URL when the operator refreshes it.
 	spec.Volumes = append(spec.Volumes,
-		corev1.Volume{Name: n.urlVolume, VolumeSource: targetVolume(s.Target)},
+		corev1.Volume{Name: n.urlVolume, VolumeSource: s.Target.Kind.Volume(s.Target.Name)},
 		corev1.Volume{Name: n.dataVolume, VolumeSource: corev1.VolumeSource{
 			EmptyDir: &corev1.EmptyDirVolumeSource{SizeLimit: new(o.sizeLimit.DeepCopy())}}},
 	)
@@ -196,13 +198,6 @@ func fetchContainer(n injectedNames, cfg Config, o options) corev1.Container {
 // maxBytes is fetch's --max-bytes for an emptyDir of sizeLimit: a zip archive stays on the volume while
 // it is extracted, so the two must fit together (tar streams, but the format is only known on arrival).
 func maxBytes(sizeLimit resource.Quantity) int64 { return sizeLimit.Value() / 2 }
-
-// targetVolume mounts the TaskDownload's target (ConfigMap or Secret). The gate holds the pod until the
-// TaskDownload is Ready, so the object exists by the time the kubelet mounts it, and the kubelet updates
-// the mounted SIGNED_URL when the operator refreshes it.
-func targetVolume(t downloadsv1alpha1.Target) corev1.VolumeSource {
-	return target.KindNamed(t.Kind).Volume(t.Name)
-}
 
 // fetchSecurityContext is the manager's own: non-root, read-only root, no privilege escalation, no
 // capabilities, the runtime's seccomp profile. The restricted Pod Security Standard admits it. No user

@@ -9,9 +9,11 @@ import (
 	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/utils/ptr"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 )
 
 var testConfig = Config{
@@ -24,7 +26,7 @@ var testConfig = Config{
 }
 
 func configMapSource(name string) Source {
-	return Source{Name: name, Target: downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetConfigMap, Name: name + "-download"}}
+	return Source{Name: name, Target: targetRef(downloadsv1alpha1.TargetConfigMap, name+"-download")}
 }
 
 // testPod is a Job's pod: an app container, a sidecar (an init container that keeps running), a plain
@@ -129,7 +131,7 @@ func TestInjectSeveral(t *testing.T) {
 		downloadsv1alpha1.AnnotationFetchResources: `{"requests":{"cpu":"100m","memory":"64Mi"},` +
 			`"limits":{"memory":"256Mi"}}`,
 	})
-	secret := Source{Name: "scene-43", Target: downloadsv1alpha1.Target{Kind: downloadsv1alpha1.TargetSecret, Name: "s43"}}
+	secret := Source{Name: "scene-43", Target: targetRef(downloadsv1alpha1.TargetSecret, "s43")}
 	added, err := Inject(pod, []Source{configMapSource("scene-42"), secret}, testConfig)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(added).To(Equal([]string{"scene-42", "scene-43"}))
@@ -256,4 +258,9 @@ func TestNames(t *testing.T) {
 	}
 	_, err := Names(testPod(nil))
 	NewWithT(t).Expect(err).To(MatchError(ContainSubstring("downloads.pixxel.space/taskdownloads names no TaskDownload")))
+}
+
+// targetRef is where a TaskDownload in the pod's namespace publishes: an object of kind named name.
+func targetRef(kind downloadsv1alpha1.TargetKind, name string) target.Ref {
+	return target.Ref{Kind: target.KindNamed(kind), NamespacedName: types.NamespacedName{Namespace: "team-a", Name: name}}
 }

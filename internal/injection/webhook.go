@@ -152,7 +152,7 @@ func (w *Webhook) sources(ctx context.Context, namespace string, names []string)
 				"from: set spec.target (kind ConfigMap or Secret)", name)
 		}
 		ref, _ := target.Of(td)
-		sources = append(sources, Source{Name: name, Target: downloadsv1alpha1.Target{Kind: ref.Kind.Name(), Name: ref.Name}})
+		sources = append(sources, Source{Name: name, Target: ref})
 	}
 	return sources, found, nil
 }

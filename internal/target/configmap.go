@@ -16,7 +16,7 @@ import (
 // ConfigMaps, and the URL is shown in status too.
 type configMap struct{}
 
-func (configMap) Name() downloadsv1alpha1.TargetKind { return downloadsv1alpha1.TargetConfigMap }
+func (configMap) TargetKind() downloadsv1alpha1.TargetKind { return downloadsv1alpha1.TargetConfigMap }
 
 func (configMap) GroupVersionKind() schema.GroupVersionKind {
 	return corev1.SchemeGroupVersion.WithKind("ConfigMap")

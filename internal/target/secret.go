@@ -14,7 +14,7 @@ import (
 // download the task's outputs: a signed URL is a bearer credential, so status does not show it.
 type secret struct{}
 
-func (secret) Name() downloadsv1alpha1.TargetKind { return downloadsv1alpha1.TargetSecret }
+func (secret) TargetKind() downloadsv1alpha1.TargetKind { return downloadsv1alpha1.TargetSecret }
 
 func (secret) GroupVersionKind() schema.GroupVersionKind {
 	return corev1.SchemeGroupVersion.WithKind("Secret")

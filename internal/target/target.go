@@ -17,21 +17,24 @@ import (
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
 
-// Kind is what the operator needs to know of one kind of object it publishes to.
+// Kind is what the operator needs to know of one kind of object it publishes to. Implementations are
+// comparable values (empty structs): Refs, and so kinds, are compared with ==.
 type Kind interface {
-	// Name is the kind as spec.target.kind spells it.
-	Name() downloadsv1alpha1.TargetKind
+	// TargetKind is the kind as spec.target.kind spells it.
+	TargetKind() downloadsv1alpha1.TargetKind
 	// GroupVersionKind is the object's, for metadata-only reads, lists and watches.
 	GroupVersionKind() schema.GroupVersionKind
 	// New returns an empty object of the kind, to read whole or to create.
 	New() client.Object
-	// Data returns the object's keys as strings; SetData replaces them with data.
+	// Data returns the object's keys as strings, not to be modified (it may be the object's own map);
+	// SetData replaces them with a copy of data.
 	Data(obj client.Object) map[string]string
 	SetData(obj client.Object, data map[string]string)
 	// URLInStatus tells whether status.signedURL shows the published URL too. It does not for a kind
 	// chosen to keep the URL from whoever can read the TaskDownload.
 	URLInStatus() bool
-	// Volume is the pod volume that mounts the object named name: its keys become files.
+	// Volume is the pod volume that mounts the object named name: its keys become files. A kind must
+	// be one the kubelet can mount, since the injected fetch reads the URL from it.
 	Volume(name string) corev1.VolumeSource
 }
 
@@ -60,10 +63,10 @@ func Of(td *downloadsv1alpha1.TaskDownload) (Ref, bool) {
 }
 
 // KindNamed returns the kind spec.target.kind names; empty is the API's default, ConfigMap. The CRD's
-// enum admits no other value.
+// enum admits no value without a kind in Kinds (TestKindsMatchTheCRD).
 func KindNamed(name downloadsv1alpha1.TargetKind) Kind {
 	for _, k := range Kinds() {
-		if k.Name() == name {
+		if k.TargetKind() == name {
 			return k
 		}
 	}
@@ -71,7 +74,7 @@ func KindNamed(name downloadsv1alpha1.TargetKind) Kind {
 }
 
 // String names the object for messages and logs, as "ConfigMap name".
-func (r Ref) String() string { return string(r.Kind.Name()) + " " + r.Name }
+func (r Ref) String() string { return string(r.Kind.TargetKind()) + " " + r.Name }
 
 // Metadata is an empty object of the kind as a metadata-only cache holds it.
 func Metadata(k Kind) *metav1.PartialObjectMetadata {

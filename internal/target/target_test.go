@@ -1,11 +1,17 @@
 package target
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"sigs.k8s.io/yaml"
 
 	v1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
 )
@@ -49,11 +55,11 @@ func TestKinds(t *testing.T) {
 	data := map[string]string{v1.KeySignedURL: "https://s/x?sig=1", v1.KeyStatus: "ready"}
 	seen := map[v1.TargetKind]bool{}
 	for _, k := range Kinds() {
-		t.Run(string(k.Name()), func(t *testing.T) {
+		t.Run(string(k.TargetKind()), func(t *testing.T) {
 			g := NewWithT(t)
-			g.Expect(seen).NotTo(HaveKey(k.Name()), "listed once")
-			seen[k.Name()] = true
-			g.Expect(KindNamed(k.Name())).To(Equal(k))
+			g.Expect(seen).NotTo(HaveKey(k.TargetKind()), "listed once")
+			seen[k.TargetKind()] = true
+			g.Expect(map[Kind]bool{k: true}).To(HaveKey(KindNamed(k.TargetKind())), "kinds compare with ==")
 
 			obj := k.New()
 			k.SetData(obj, data)
@@ -62,9 +68,9 @@ func TestKinds(t *testing.T) {
 			g.Expect(k.Data(obj)).To(HaveKeyWithValue(v1.KeyStatus, "ready"), "the object holds its own copy")
 			data[v1.KeyStatus] = "ready"
 
-			g.Expect(k.GroupVersionKind().Kind).To(Equal(string(k.Name())))
+			g.Expect(k.GroupVersionKind().Kind).To(Equal(string(k.TargetKind())))
 			g.Expect(Metadata(k).GroupVersionKind()).To(Equal(k.GroupVersionKind()))
-			g.Expect(MetadataList(k).GroupVersionKind().Kind).To(Equal(string(k.Name()) + "List"))
+			g.Expect(MetadataList(k).GroupVersionKind().Kind).To(Equal(string(k.TargetKind()) + "List"))
 
 			vol := k.Volume("url")
 			g.Expect(vol.ConfigMap != nil || vol.Secret != nil).To(BeTrue())
@@ -80,4 +86,29 @@ func TestKinds(t *testing.T) {
 	g.Expect(obj.(*corev1.Secret).Type).To(Equal(corev1.SecretTypeOpaque))
 	g.Expect(secret.Volume("url").Secret.SecretName).To(Equal("url"))
 	g.Expect(KindNamed(v1.TargetConfigMap).Volume("url").ConfigMap.Name).To(Equal("url"))
+}
+
+// Every kind spec.target.kind admits has its Kind: a value added to the API's enum without one would
+// otherwise be published as a ConfigMap, the default, with its URL in status.
+func TestKindsMatchTheCRD(t *testing.T) {
+	g := NewWithT(t)
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "crd", "bases", "downloads.pixxel.space_taskdownloads.yaml"))
+	g.Expect(err).NotTo(HaveOccurred())
+	var crd apiextensionsv1.CustomResourceDefinition
+	g.Expect(yaml.Unmarshal(data, &crd)).To(Succeed())
+	var enum []string
+	for _, v := range crd.Spec.Versions {
+		kind := v.Schema.OpenAPIV3Schema.Properties["spec"].Properties["target"].Properties["kind"]
+		for _, e := range kind.Enum {
+			var s string
+			g.Expect(json.Unmarshal(e.Raw, &s)).To(Succeed())
+			enum = append(enum, s)
+		}
+	}
+	kinds := make([]string, 0, len(Kinds()))
+	for _, k := range Kinds() {
+		kinds = append(kinds, string(k.TargetKind()))
+	}
+	g.Expect(enum).NotTo(BeEmpty())
+	g.Expect(enum).To(ConsistOf(kinds), "config/crd's spec.target.kind enum and target.Kinds() differ")
 }

@@ -3,6 +3,7 @@ package tenancytest
 import (
 	"context"
 	"fmt"
+	"maps"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	downloadsv1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/load"
 )
 
@@ -42,13 +44,13 @@ func seriesCount(e eventsv1.Event) int32 {
 // in sync. Any change to a published target's data, ConfigMap or Secret, is undone within 2 s with
 // one Warning event TargetModified; a change to its metadata alone is no tampering.
 func TestTamperedTargetIsRestored(t *testing.T) {
-	for _, kind := range []downloadsv1alpha1.TargetKind{downloadsv1alpha1.TargetConfigMap, downloadsv1alpha1.TargetSecret} {
-		t.Run(string(kind), func(t *testing.T) {
+	for _, kind := range target.Kinds() {
+		t.Run(string(kind.TargetKind()), func(t *testing.T) {
 			g := NewWithT(t)
 			ctx := context.Background()
 			ns := newNamespace(t, apiKey)
 			td := load.TaskDownload(ns, ns, 0)
-			td.Spec.Target = &downloadsv1alpha1.Target{Kind: kind}
+			td.Spec.Target = &downloadsv1alpha1.Target{Kind: kind.TargetKind()}
 			g.Expect(k8s.Create(ctx, td)).To(Succeed())
 			g.Eventually(func(g Gomega) {
 				cur := &downloadsv1alpha1.TaskDownload{}
@@ -56,52 +58,25 @@ func TestTamperedTargetIsRestored(t *testing.T) {
 				g.Expect(load.IsReady(cur)).To(BeTrue())
 			}).WithTimeout(20 * time.Second).Should(Succeed())
 
-			target := func(g Gomega) map[string]string {
-				obj := &corev1.Secret{}
-				if kind == downloadsv1alpha1.TargetConfigMap {
-					cm := &corev1.ConfigMap{}
-					g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), cm)).To(Succeed())
-					return cm.Data
-				}
+			get := func(g Gomega) client.Object {
+				obj := kind.New()
 				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), obj)).To(Succeed())
-				out := map[string]string{}
-				for k, v := range obj.Data {
-					out[k] = string(v)
-				}
-				return out
+				return obj
 			}
+			dataOf := func(g Gomega) map[string]string { return kind.Data(get(g)) }
 			edit := func(change func(map[string]string)) {
-				var obj client.Object = &corev1.Secret{}
-				if kind == downloadsv1alpha1.TargetConfigMap {
-					obj = &corev1.ConfigMap{}
-				}
-				g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), obj)).To(Succeed())
+				obj := get(g)
 				before := obj.DeepCopyObject().(client.Object)
-				switch o := obj.(type) {
-				case *corev1.ConfigMap:
-					change(o.Data)
-				case *corev1.Secret:
-					data := map[string]string{}
-					for k, v := range o.Data {
-						data[k] = string(v)
-					}
-					change(data)
-					o.Data = map[string][]byte{}
-					for k, v := range data {
-						o.Data[k] = []byte(v)
-					}
-				}
+				data := maps.Clone(kind.Data(obj))
+				change(data)
+				kind.SetData(obj, data)
 				g.Expect(k8s.Patch(ctx, obj, client.MergeFrom(before))).To(Succeed())
 			}
-			published := target(g)
+			published := dataOf(g)
 			g.Expect(published[downloadsv1alpha1.KeySignedURL]).To(HavePrefix("https://"))
 
 			// Metadata alone: not tampering.
-			var obj client.Object = &corev1.Secret{}
-			if kind == downloadsv1alpha1.TargetConfigMap {
-				obj = &corev1.ConfigMap{}
-			}
-			g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(td), obj)).To(Succeed())
+			obj := get(g)
 			before := obj.DeepCopyObject().(client.Object)
 			obj.SetAnnotations(map[string]string{"team": "note"})
 			g.Expect(k8s.Patch(ctx, obj, client.MergeFrom(before))).To(Succeed())
@@ -114,13 +89,13 @@ func TestTamperedTargetIsRestored(t *testing.T) {
 				edit(change)
 				tampered := time.Now()
 				g.Eventually(func(g Gomega) {
-					got := target(g)
+					got := dataOf(g)
 					g.Expect(got[downloadsv1alpha1.KeySignedURL]).NotTo(Equal(attackerURL))
 					g.Expect(got).NotTo(HaveKey("EXTRA"))
 					g.Expect(got[downloadsv1alpha1.KeySignedURL]).To(HavePrefix("https://"))
 					g.Expect(got[downloadsv1alpha1.KeyTaskID]).To(Equal(published[downloadsv1alpha1.KeyTaskID]))
 				}).WithTimeout(2*time.Second).WithPolling(20*time.Millisecond).Should(Succeed(), "undone within 2 s")
-				t.Logf("%s edit %d undone after %s", kind, i, time.Since(tampered).Round(time.Millisecond))
+				t.Logf("%s edit %d undone after %s", kind.TargetKind(), i, time.Since(tampered).Round(time.Millisecond))
 				g.Eventually(func(g Gomega) int { return targetEvents(g, td) }).Should(Equal(i+1),
 					fmt.Sprintf("one TargetModified event per edit (edit %d)", i))
 				g.Consistently(func(g Gomega) int { return targetEvents(g, td) }).WithTimeout(time.Second).Should(Equal(i + 1))

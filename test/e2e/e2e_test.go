@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1alpha1 "github.com/pixxel-space/taskdownload-operator/api/v1alpha1"
+	"github.com/pixxel-space/taskdownload-operator/internal/target"
 	"github.com/pixxel-space/taskdownload-operator/internal/testsupport/fakepixxel"
 )
 
@@ -147,23 +148,22 @@ func TestGarbageCollection(t *testing.T) {
 	useInstall(t, kubectlInstall)
 	ns := team(t, "e2e-gc")
 	createUnrelated(t, ns)
-	tds := make([]*v1alpha1.TaskDownload, 0, 2)
-	for _, kind := range []v1alpha1.TargetKind{v1alpha1.TargetConfigMap, v1alpha1.TargetSecret} {
-		td := taskDownload(
-			ns,
-			"gc-"+strings.ToLower(string(kind)),
-			"task-gc-"+strings.ToLower(string(kind)),
-			&v1alpha1.Target{Kind: kind},
-		)
+	tds := make([]*v1alpha1.TaskDownload, 0, len(target.Kinds()))
+	targets := make([]client.Object, 0, len(target.Kinds()))
+	published := make([]string, 0, len(target.Kinds())) // as namesIn names them
+	for _, k := range target.Kinds() {
+		name := "gc-" + strings.ToLower(string(k.TargetKind()))
+		td := taskDownload(ns, name, "task-"+name, &v1alpha1.Target{Kind: k.TargetKind()})
 		create(t, td)
 		tds = append(tds, td)
+		obj := k.New()
+		obj.SetNamespace(ns)
+		obj.SetName(name)
+		targets = append(targets, obj)
+		published = append(published, string(k.TargetKind())+"/"+name)
 	}
 	for _, td := range tds {
 		waitReady(t, client.ObjectKeyFromObject(td), 2*time.Minute)
-	}
-	targets := []client.Object{
-		&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gc-configmap"}},
-		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "gc-secret"}},
 	}
 	for _, obj := range targets {
 		if !exists(t, obj) {
@@ -185,7 +185,7 @@ func TestGarbageCollection(t *testing.T) {
 	}
 	after := namesIn(t, ns)
 	for _, name := range others {
-		if name == "ConfigMap/gc-configmap" || name == "Secret/gc-secret" {
+		if slices.Contains(published, name) {
 			continue
 		}
 		if !slices.Contains(after, name) {
@@ -281,34 +281,29 @@ func scrape(url, token string) (int, string) {
 }
 
 // taskDownload is a TaskDownload of the team's key for one task of the e2e workflow.
-func taskDownload(ns, name, taskID string, target *v1alpha1.Target) *v1alpha1.TaskDownload {
+func taskDownload(ns, name, taskID string, to *v1alpha1.Target) *v1alpha1.TaskDownload {
 	return &v1alpha1.TaskDownload{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
 		Spec: v1alpha1.TaskDownloadSpec{
 			WorkflowID: "wf-e2e", JobID: "job-e2e", TaskID: v1alpha1.ResourceID(taskID),
 			APIKeySecretRef: v1alpha1.SecretKeySelector{Name: "pixxel-api-key"},
-			Target:          target,
+			Target:          to,
 		},
 	}
 }
 
-// namesIn lists the ConfigMaps and Secrets of a namespace as Kind/name.
+// namesIn lists the objects of every target kind (ConfigMaps, Secrets) in a namespace, as Kind/name.
 func namesIn(t *testing.T, ns string) []string {
 	t.Helper()
-	var cms corev1.ConfigMapList
-	var secrets corev1.SecretList
-	if err := k8s.List(context.Background(), &cms, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	if err := k8s.List(context.Background(), &secrets, client.InNamespace(ns)); err != nil {
-		t.Fatal(err)
-	}
-	names := make([]string, 0, len(cms.Items)+len(secrets.Items))
-	for _, c := range cms.Items {
-		names = append(names, "ConfigMap/"+c.Name)
-	}
-	for _, s := range secrets.Items {
-		names = append(names, "Secret/"+s.Name)
+	var names []string
+	for _, k := range target.Kinds() {
+		list := target.MetadataList(k)
+		if err := k8s.List(context.Background(), list, client.InNamespace(ns)); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range list.Items {
+			names = append(names, string(k.TargetKind())+"/"+o.Name)
+		}
 	}
 	return names
 }
