@@ -23,7 +23,7 @@ func (r *TaskDownloadReconciler) keepPublished(ctx context.Context, s *scope) (o
 	if !s.inputsHandled() || !hasPublishedURL(td.Status) || publishedForAnotherTask(td) {
 		return outcome{}, nil
 	}
-	refresh, _ := r.publishedRefreshAt(td)
+	refresh := r.publishedRefreshAt(td)
 	if !s.now.Before(refresh) {
 		s.log.V(1).Info("Refreshing signed URL", "refreshAt", refresh)
 		return outcome{}, nil
@@ -101,19 +101,13 @@ func (r *TaskDownloadReconciler) reportTargetModified(s *scope, ref target.Ref, 
 }
 
 // publishedRefreshAt is when the URL the TaskDownload's status describes is due for replacement:
-// refreshAtFor counted from status.lastRequestTime, when the URL was obtained.
-func (r *TaskDownloadReconciler) publishedRefreshAt(td *downloadsv1alpha1.TaskDownload) (time.Time, bool) {
+// urlRefreshAt counted from status.lastRequestTime, when the URL was obtained; at once when status
+// does not say.
+func (r *TaskDownloadReconciler) publishedRefreshAt(td *downloadsv1alpha1.TaskDownload) time.Time {
 	st := td.Status
 	if st.LastRequestTime == nil {
-		return time.Time{}, false
+		return time.Time{}
 	}
-	var expires *time.Time
-	if st.ExpiresAt != nil {
-		expires = &st.ExpiresAt.Time
-	}
-	var before *time.Duration
-	if td.Spec.RefreshBefore != nil {
-		before = &td.Spec.RefreshBefore.Duration
-	}
-	return refreshAtFor(st.LastRequestTime.Time, expires, before, r.DefaultURLTTL)
+	at, _ := r.urlRefreshAt(td, st.LastRequestTime.Time, st.ExpiresAt)
+	return at
 }

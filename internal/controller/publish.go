@@ -50,19 +50,26 @@ func (r *TaskDownloadReconciler) publish(ctx context.Context, s *scope) (outcome
 	previous := td.Status.SignedURL
 	s.obs.refreshed = hasPublishedURL(td.Status) && (previous == "" || previous != pub.signedURL)
 
+	refresh, clamped := r.urlRefreshAt(td, pub.obtainedAt, pub.expiresAt)
+	s.obs.refreshClamped = clamped
+	s.log.Info("Published signed URL", "target", s.obs.targetDesc, "url", signedurl.Redact(pub.signedURL),
+		"expiresAt", pub.expiresAt, "refreshAt", refresh, "refreshBeforeClamped", clamped)
+	return outcome{requeueAfter: refresh.Sub(s.now)}, nil
+}
+
+// urlRefreshAt is refreshAtFor for a URL of td obtained at obtained, expiring at expiresAt (nil when
+// unknown), with td's spec.refreshBefore and --default-url-ttl.
+func (r *TaskDownloadReconciler) urlRefreshAt(td *downloadsv1alpha1.TaskDownload, obtained time.Time,
+	expiresAt *metav1.Time) (at time.Time, clamped bool) {
 	var expires *time.Time
-	if pub.expiresAt != nil {
-		expires = &pub.expiresAt.Time
+	if expiresAt != nil {
+		expires = &expiresAt.Time
 	}
 	var before *time.Duration
 	if td.Spec.RefreshBefore != nil {
 		before = &td.Spec.RefreshBefore.Duration
 	}
-	refresh, clamped := refreshAtFor(pub.obtainedAt, expires, before, r.DefaultURLTTL)
-	s.obs.refreshClamped = clamped
-	s.log.Info("Published signed URL", "target", s.obs.targetDesc, "url", signedurl.Redact(pub.signedURL),
-		"expiresAt", pub.expiresAt, "refreshAt", refresh, "refreshBeforeClamped", clamped)
-	return outcome{requeueAfter: refresh.Sub(s.now)}, nil
+	return refreshAtFor(obtained, expires, before, r.DefaultURLTTL)
 }
 
 // expiryOf reads when a URL handed out at now expires; nil when the URL does not say (then

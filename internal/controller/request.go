@@ -69,13 +69,7 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 		s.log.Info("Download package failed", "taskStatus", s.obs.taskStatus)
 		return outcome{}, taskFailed(s.obs.taskStatus)
 	case pixxel.StatePending:
-		if waitingSince == nil {
-			waitingSince = &metav1.MicroTime{Time: s.now}
-		}
-		s.obs.pending, s.obs.pendingSince = true, waitingSince
-		delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
-		s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
-		return outcome{requeueAfter: delay, polled: sentAt()}, nil
+		return r.pollLater(s, waitingSince, sentAt()), nil
 	case pixxel.StateReady:
 		s.obs.signedURL = d.SignedURL
 		return outcome{}, nil
@@ -83,6 +77,18 @@ func (r *TaskDownloadReconciler) requestDownload(ctx context.Context, s *scope) 
 	// A State this switch does not know: never taken for ready, whose URL Validate checked.
 	return outcome{}, classify(&pixxel.InvalidResponseError{Reason: "status " + strconv.Quote(s.obs.taskStatus) +
 		" is not handled by this operator version"})
+}
+
+// pollLater records a pending answer to a call sent at sent, the package being awaited since
+// waitingSince (nil: since now), and schedules the next poll after pendingDelay, counted from the call.
+func (r *TaskDownloadReconciler) pollLater(s *scope, waitingSince *metav1.MicroTime, sent time.Time) outcome {
+	if waitingSince == nil {
+		waitingSince = &metav1.MicroTime{Time: s.now}
+	}
+	s.obs.pending, s.obs.pendingSince = true, waitingSince
+	delay := pendingDelay(s.now.Sub(waitingSince.Time), r.PollInterval, r.MaxPollInterval, rand.Float64())
+	s.log.V(1).Info("Download package pending", "taskStatus", s.obs.taskStatus, "pendingSince", waitingSince, "retryAfter", delay)
+	return outcome{requeueAfter: delay, polled: sent}
 }
 
 // traceSend returns a context that records when the request made with it is sent, and a function that
