@@ -147,11 +147,11 @@ func (w *Webhook) sources(ctx context.Context, namespace string, names []string)
 			return nil, found, fmt.Errorf("reading TaskDownload %s/%s: %w", namespace, name, err)
 		}
 		found = append(found, td)
-		if td.Spec.Target == nil {
+		ref, ok := target.Of(td)
+		if !ok {
 			return nil, found, refuse("TaskDownload %q has no spec.target, so a pod has no object to read its URL "+
-				"from: set spec.target (kind ConfigMap or Secret)", name)
+				"from: set spec.target (kind %s)", name, target.KindNames(" or "))
 		}
-		ref, _ := target.Of(td)
 		sources = append(sources, Source{Name: name, Target: ref})
 	}
 	return sources, found, nil

@@ -8,6 +8,8 @@
 package target
 
 import (
+	"strings"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -40,6 +42,15 @@ type Kind interface {
 
 // Kinds lists every kind, for the watches, caches, indexes and pruning that cover them all.
 func Kinds() []Kind { return []Kind{configMap{}, secret{}} }
+
+// KindNames spells every kind for a message, joined by sep: "ConfigMap or Secret".
+func KindNames(sep string) string {
+	names := make([]string, 0, len(Kinds()))
+	for _, k := range Kinds() {
+		names = append(names, string(k.TargetKind()))
+	}
+	return strings.Join(names, sep)
+}
 
 // Ref is where a TaskDownload publishes: the kind of object, and its name in the TaskDownload's
 // namespace. Refs compare with ==.
