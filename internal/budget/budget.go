@@ -144,10 +144,10 @@ var _ pixxel.Budget = (*Budget)(nil)
 
 // KeyID identifies an API key in metrics without revealing it: the first 12 hex digits of its SHA-256.
 // `printf %s "$KEY" | sha256sum | cut -c1-12` gives the same.
-func KeyID(apiKey string) string {
-	sum := sha256.Sum256([]byte(apiKey))
-	return hex.EncodeToString(sum[:6])
-}
+func KeyID(apiKey string) string { return keyID(sha256.Sum256([]byte(apiKey))) }
+
+// keyID is KeyID of the key whose SHA-256 is sum.
+func keyID(sum [sha256.Size]byte) string { return hex.EncodeToString(sum[:6]) }
 
 // Admit returns once a call with apiKey to apiURL may be made, and a function to report the call's
 // outcome (the error the client returns, nil on success), which must be called once.

@@ -89,7 +89,7 @@ func (b *Budget) entryLocked(apiURL, apiKey string, now time.Time) *entry {
 	e, ok := b.keys[k]
 	if !ok {
 		e = &entry{
-			id:   hex.EncodeToString(sum[:6]),
+			id:   keyID(sum),
 			aimd: newAIMD(b.opts.InitialRate, b.opts.MaxRate, b.opts.MaxBurst),
 		}
 		b.keys[k] = e

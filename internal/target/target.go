@@ -8,6 +8,7 @@
 package target
 
 import (
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -40,13 +41,16 @@ type Kind interface {
 	Volume(name string) corev1.VolumeSource
 }
 
+// kinds is every kind, looked up on each reconcile by KindNamed.
+var kinds = []Kind{configMap{}, secret{}}
+
 // Kinds lists every kind, for the watches, caches, indexes and pruning that cover them all.
-func Kinds() []Kind { return []Kind{configMap{}, secret{}} }
+func Kinds() []Kind { return slices.Clone(kinds) }
 
 // KindNames spells every kind for a message, joined by sep: "ConfigMap or Secret".
 func KindNames(sep string) string {
-	names := make([]string, 0, len(Kinds()))
-	for _, k := range Kinds() {
+	names := make([]string, 0, len(kinds))
+	for _, k := range kinds {
 		names = append(names, string(k.TargetKind()))
 	}
 	return strings.Join(names, sep)
@@ -76,7 +80,7 @@ func Of(td *downloadsv1alpha1.TaskDownload) (Ref, bool) {
 // KindNamed returns the kind spec.target.kind names; empty is the API's default, ConfigMap. The CRD's
 // enum admits no value without a kind in Kinds (TestKindsMatchTheCRD).
 func KindNamed(name downloadsv1alpha1.TargetKind) Kind {
-	for _, k := range Kinds() {
+	for _, k := range kinds {
 		if k.TargetKind() == name {
 			return k
 		}
